@@ -1,0 +1,272 @@
+//! The command line (clap). Exit codes: 0 ok, 1 a stage failed (or an I/O failure), 2 bad spec
+//! or usage.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::executor::{self, Options, Status};
+use crate::plan::{self, PlanError};
+use crate::progress::Reporter;
+use crate::spec::{Spec, SpecErrors};
+use crate::workspace::Workspace;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "warmstart",
+    version,
+    about = "Declarative, cached transfer-learning pipelines for text classifiers"
+)]
+pub struct Cli {
+    /// Workspace folder (artefact store and run records).
+    #[arg(long, global = true, default_value = ".warmstart", value_name = "DIR")]
+    workspace: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a pipeline: every stale stage, independent stages in parallel.
+    Run {
+        spec: PathBuf,
+        /// Override a value of the spec: `stage.param=value` or `seed=7`.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+        /// Stages (and threads inside them) to run at the same time [default: number of cores].
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Rerun this stage even if it is cached (repeatable).
+        #[arg(long, value_name = "STAGE")]
+        force: Vec<String>,
+        /// Print one JSON object with every stage's status at the end.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show which stages are fresh or stale, and why.
+    Status {
+        spec: PathBuf,
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a spec (fields, references, cycles, dataset files and columns) without running it.
+    Validate {
+        spec: PathBuf,
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Print the stage graph.
+    Dag {
+        spec: PathBuf,
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+        #[arg(long, value_enum, default_value_t = DagFormat::Mermaid)]
+        format: DagFormat,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DagFormat {
+    Mermaid,
+    Dot,
+}
+
+enum Failure {
+    /// Bad spec or usage: exit 2.
+    Usage(String),
+    /// A stage failed or the machine said no: exit 1.
+    Failed(String),
+}
+
+impl From<SpecErrors> for Failure {
+    fn from(e: SpecErrors) -> Self {
+        Failure::Usage(e.to_string())
+    }
+}
+
+impl From<PlanError> for Failure {
+    fn from(e: PlanError) -> Self {
+        match e {
+            PlanError::Spec(s) => s.into(),
+            PlanError::Other(e) => Failure::Failed(format!("error: {e:#}")),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Failed(format!("error: {e:#}"))
+    }
+}
+
+/// Parses the arguments, runs the command and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("{msg}");
+            2
+        }
+        Err(Failure::Failed(msg)) => {
+            eprintln!("{msg}");
+            1
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32, Failure> {
+    match cli.command {
+        Command::Run {
+            spec,
+            sets,
+            jobs,
+            force,
+            json,
+        } => run(&cli.workspace, &spec, &sets, jobs, force, json),
+        Command::Status { spec, sets, json } => status(&cli.workspace, &spec, &sets, json),
+        Command::Validate { spec, sets } => {
+            let s = Spec::load(&spec, &sets)?;
+            plan::check_datasets(&s)?;
+            println!(
+                "{}: ok ({} datasets, {} stages)",
+                spec.display(),
+                s.datasets.len(),
+                s.stages.len()
+            );
+            Ok(0)
+        }
+        Command::Dag { spec, sets, format } => {
+            let s = Spec::load(&spec, &sets)?;
+            match format {
+                DagFormat::Mermaid => print!("{}", crate::graph::mermaid(&s)),
+                DagFormat::Dot => print!("{}", crate::graph::dot(&s)),
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn run(
+    workspace: &Path,
+    spec_path: &Path,
+    sets: &[String],
+    jobs: Option<usize>,
+    force: Vec<String>,
+    json: bool,
+) -> Result<i32, Failure> {
+    let spec = Spec::load(spec_path, sets)?;
+    let jobs = jobs.unwrap_or_else(default_jobs);
+    if jobs == 0 {
+        return Err(Failure::Usage("error: --jobs must be at least 1".into()));
+    }
+    for f in &force {
+        if spec.stage(f).is_none() {
+            let names: Vec<&str> = spec.stages.iter().map(|s| s.name.as_str()).collect();
+            return Err(Failure::Usage(format!(
+                "error: --force {f}: no such stage (stages: {})",
+                names.join(", ")
+            )));
+        }
+    }
+    // One thread count for the whole process: data-parallel work inside stages (rayon) uses it,
+    // and results depend on it only through floating-point summation order.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build_global();
+    let ws = Workspace::open(workspace)?;
+    let reporter = Reporter::new();
+    let _lock = ws.lock(|holder| {
+        reporter.line(&format!(
+            "waiting for another warmstart run on workspace {} to finish ({})",
+            workspace.display(),
+            if holder.is_empty() {
+                "unknown process"
+            } else {
+                holder
+            }
+        ))
+    })?;
+    let plan = plan::plan(&spec, &ws)?;
+    let opts = Options {
+        jobs,
+        force: force.into_iter().collect::<BTreeSet<_>>(),
+        reporter: &reporter,
+    };
+    let report = executor::run(&spec, &plan, &ws, &opts);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        );
+    } else {
+        for s in &report.stages {
+            let status = match s.status {
+                Status::Ran => "ran",
+                Status::Cached => "cached",
+                Status::Failed => "FAILED",
+                Status::Skipped => "skipped",
+            };
+            let detail = s.error.clone().unwrap_or_else(|| s.summary.clone());
+            println!(
+                "{:<20} {:<8} {:>8.2}s  {}",
+                s.name, status, s.seconds, detail
+            );
+        }
+        println!(
+            "{}: {} in {:.2}s",
+            report.pipeline,
+            if report.ok { "ok" } else { "FAILED" },
+            report.seconds
+        );
+    }
+    Ok(if report.ok { 0 } else { 1 })
+}
+
+fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: bool) -> Result<i32, Failure> {
+    let spec = Spec::load(spec_path, sets)?;
+    let ws = Workspace::open(workspace)?;
+    let plan = plan::plan(&spec, &ws)?;
+    if json {
+        let stages: Vec<_> = plan
+            .dag
+            .order
+            .iter()
+            .map(|&i| {
+                let p = &plan.stages[i];
+                json!({"name": p.name, "kind": spec.stages[i].kind.name, "fresh": p.fresh, "key": p.key, "reasons": p.reasons})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"pipeline": spec.name, "stages": stages}))
+                .map_err(anyhow::Error::from)?
+        );
+    } else {
+        for &i in &plan.dag.order {
+            let p = &plan.stages[i];
+            if p.fresh {
+                println!("{:<20} fresh", p.name);
+            } else {
+                println!("{:<20} stale: {}", p.name, p.reasons.join("; "));
+            }
+        }
+    }
+    Ok(0)
+}

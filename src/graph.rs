@@ -1,0 +1,234 @@
+//! The stage graph: which stage reads which, checked for unknown references and cycles.
+//!
+//! Nodes are stages (datasets are leaves and not nodes); an edge `a → b` means `b` reads `a`'s
+//! artefact. The executor walks the graph in topological order and runs independent stages at
+//! the same time.
+
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::spec::{Spec, SpecError, SpecErrors};
+use crate::stages::Want;
+
+/// The checked DAG of a spec. Indices are positions in `spec.stages`.
+#[derive(Debug)]
+pub struct Dag {
+    graph: DiGraph<usize, ()>,
+    /// Stage indices, each after all the stages it reads.
+    pub order: Vec<usize>,
+}
+
+impl Dag {
+    /// Builds the DAG of a spec that [`check`] accepted.
+    pub fn build(spec: &Spec) -> Result<Dag, SpecErrors> {
+        let mut graph = DiGraph::new();
+        let nodes: Vec<NodeIndex> = (0..spec.stages.len()).map(|i| graph.add_node(i)).collect();
+        for (i, s) in spec.stages.iter().enumerate() {
+            for input in s.stage.inputs() {
+                if let Some(j) = spec.stages.iter().position(|t| t.name == input.name) {
+                    graph.update_edge(nodes[j], nodes[i], ());
+                }
+            }
+        }
+        let order = match toposort(&graph, None) {
+            Ok(o) => o.into_iter().map(|n| graph[n]).collect(),
+            Err(_) => return Err(SpecErrors(cycle_errors(spec, &graph))),
+        };
+        Ok(Dag { graph, order })
+    }
+
+    /// Stages that `i` reads directly.
+    pub fn upstream(&self, i: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .graph
+            .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming)
+            .map(|n| self.graph[n])
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Stages that read `i` directly.
+    pub fn downstream(&self, i: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .graph
+            .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Outgoing)
+            .map(|n| self.graph[n])
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Checks that every input names an existing dataset or stage of the right kind, and that the
+/// stages form no cycle.
+pub fn check(spec: &Spec) -> Result<(), SpecErrors> {
+    let mut errors = Vec::new();
+    for s in &spec.stages {
+        for input in s.stage.inputs() {
+            let field = format!("stages.{}.{}", s.name, input.field);
+            let is_dataset = spec.datasets.contains_key(&input.name);
+            let stage = spec.stage(&input.name);
+            let problem = match (input.want, is_dataset, stage) {
+                (Want::Dataset, true, _) => None,
+                (Want::Dataset, false, Some(_)) => Some(format!(
+                    "`{}` is a stage, but a dataset is expected here (datasets: {})",
+                    input.name,
+                    names(spec.datasets.keys())
+                )),
+                (Want::Dataset, false, None) => Some(format!(
+                    "unknown dataset `{}`; datasets defined: {}",
+                    input.name,
+                    names(spec.datasets.keys())
+                )),
+                (Want::Stage(kinds), _, Some(t)) if kinds.contains(&t.kind.name) => None,
+                (Want::Stage(kinds), _, Some(t)) => Some(format!(
+                    "`{}` is a `{}` stage, but a stage of kind {} is expected here",
+                    input.name,
+                    t.kind.name,
+                    kinds.join(" or ")
+                )),
+                (Want::Stage(kinds), true, None) => Some(format!(
+                    "`{}` is a dataset, but a stage of kind {} is expected here",
+                    input.name,
+                    kinds.join(" or ")
+                )),
+                (Want::Stage(kinds), false, None) => {
+                    let candidates: Vec<&String> = spec
+                        .stages
+                        .iter()
+                        .filter(|t| kinds.contains(&t.kind.name))
+                        .map(|t| &t.name)
+                        .collect();
+                    Some(format!(
+                        "unknown stage `{}`; stages of kind {} defined: {}",
+                        input.name,
+                        kinds.join(" or "),
+                        names(candidates.into_iter())
+                    ))
+                }
+            };
+            if let Some(p) = problem {
+                errors.push(spec.error_at(&field, p));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(SpecErrors(errors));
+    }
+    Dag::build(spec).map(|_| ())
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<String> = it.map(|s| format!("`{s}`")).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn cycle_errors(spec: &Spec, graph: &DiGraph<usize, ()>) -> Vec<SpecError> {
+    let mut out = Vec::new();
+    for scc in tarjan_scc(graph) {
+        let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
+        if scc.len() < 2 && !self_loop {
+            continue;
+        }
+        let mut members: Vec<usize> = scc.iter().map(|n| graph[*n]).collect();
+        members.sort_unstable();
+        let first = &spec.stages[members[0]];
+        // Walk the cycle from the first member so the message shows it in order.
+        let mut path = vec![members[0]];
+        let mut cur = members[0];
+        while path.len() <= members.len() {
+            let next = spec.stages[cur]
+                .stage
+                .inputs()
+                .iter()
+                .filter_map(|inp| spec.stages.iter().position(|t| t.name == inp.name))
+                .find(|j| members.contains(j));
+            match next {
+                Some(j) => {
+                    path.push(j);
+                    if j == members[0] {
+                        break;
+                    }
+                    cur = j;
+                }
+                None => break,
+            }
+        }
+        let shown: Vec<&str> = path.iter().map(|&i| spec.stages[i].name.as_str()).collect();
+        let field = first
+            .stage
+            .inputs()
+            .into_iter()
+            .find(|inp| {
+                path.get(1)
+                    .is_some_and(|&j| spec.stages[j].name == inp.name)
+            })
+            .map(|inp| format!("stages.{}.{}", first.name, inp.field))
+            .unwrap_or_else(|| format!("stages.{}", first.name));
+        out.push(spec.error_at(
+            &field,
+            format!(
+                "the stages form a cycle: {} (each reads the next); a pipeline must be acyclic",
+                shown.join(" → ")
+            ),
+        ));
+    }
+    out
+}
+
+/// Renders the pipeline as a Mermaid flowchart (datasets as stadium shapes).
+pub fn mermaid(spec: &Spec) -> String {
+    let mut s = String::from("flowchart LR\n");
+    for name in spec.datasets.keys() {
+        s.push_str(&format!("  {name}([{name}])\n"));
+    }
+    for st in &spec.stages {
+        s.push_str(&format!(
+            "  {}[\"{}<br/><i>{}</i>\"]\n",
+            st.name, st.name, st.kind.name
+        ));
+    }
+    for st in &spec.stages {
+        let mut seen = Vec::new();
+        for inp in st.stage.inputs() {
+            if !seen.contains(&inp.name) {
+                s.push_str(&format!("  {} --> {}\n", inp.name, st.name));
+                seen.push(inp.name);
+            }
+        }
+    }
+    s
+}
+
+/// Renders the pipeline in Graphviz dot.
+pub fn dot(spec: &Spec) -> String {
+    let mut s = format!(
+        "digraph \"{}\" {{\n  rankdir=LR;\n",
+        spec.name.replace('"', "'")
+    );
+    for name in spec.datasets.keys() {
+        s.push_str(&format!("  \"{name}\" [shape=cylinder];\n"));
+    }
+    for st in &spec.stages {
+        s.push_str(&format!(
+            "  \"{}\" [shape=box, label=\"{}\\n({})\"];\n",
+            st.name, st.name, st.kind.name
+        ));
+    }
+    for st in &spec.stages {
+        let mut seen = Vec::new();
+        for inp in st.stage.inputs() {
+            if !seen.contains(&inp.name) {
+                s.push_str(&format!("  \"{}\" -> \"{}\";\n", inp.name, st.name));
+                seen.push(inp.name);
+            }
+        }
+    }
+    s.push_str("}\n");
+    s
+}

@@ -1,0 +1,17 @@
+//! warmstart: declarative, cached transfer-learning pipelines for text classifiers.
+//!
+//! See ARCHITECTURE.md for the map. In one line: [`spec`] reads the YAML, [`graph`] checks the
+//! DAG, [`plan`] computes content keys and freshness, [`executor`] runs what is stale through
+//! the [`stages`] registry, and [`store`] keeps every artefact, complete or not at all.
+
+pub mod cli;
+pub mod dataset;
+pub mod executor;
+pub mod graph;
+pub mod plan;
+pub mod progress;
+pub mod seqfile;
+pub mod spec;
+pub mod stages;
+pub mod store;
+pub mod workspace;

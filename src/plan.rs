@@ -1,0 +1,306 @@
+//! Keys and freshness: what a run would do, and why.
+//!
+//! A stage's **key** is the blake3 of its [`Fingerprint`]: the kind and its format version, the
+//! canonical parameters, the seed (only for stages that use it) and the keys of its inputs. An
+//! input dataset's key hashes the file's *content* plus how it is read (format, columns); an
+//! input stage's key is that stage's key. Keys therefore chain: all keys are known before
+//! anything runs, and a stage is **fresh** exactly when its key is in the store.
+//!
+//! | what changed                        | effect on keys                          | `status` says               |
+//! |-------------------------------------|-----------------------------------------|-----------------------------|
+//! | nothing                             | none                                    | fresh                       |
+//! | a dataset's mtime only (`touch`)    | none (content hash is the same)         | fresh                       |
+//! | a dataset's content                 | its readers and everything downstream   | input file `P` changed      |
+//! | a parameter of stage S              | S and everything downstream             | param `X` changed (a → b)   |
+//! | an upstream stage's key             | this stage                              | upstream stage `U` changed  |
+//! | the seed                            | stages that use the seed, and downstream| seed changed (a → b)        |
+//! | warmstart's format version of a kind| that kind and downstream                | format version changed      |
+//! | `--force S`                         | none; S is rerun and its entry replaced | forced                      |
+//!
+//! Reasons are found by comparing the fingerprint with the one recorded when the stage last
+//! completed in this workspace (`state/<pipeline>.json`). A reverted change is fresh again at
+//! once: the old key is still in the store.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::graph::Dag;
+use crate::spec::{Spec, SpecError, SpecErrors};
+use crate::stages::Want;
+use crate::workspace::{FileHashes, State, Workspace};
+
+/// Everything that determines a stage's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub kind: String,
+    pub version: u32,
+    pub params: serde_json::Value,
+    pub seed: Option<u64>,
+    pub inputs: BTreeMap<String, InputPrint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputPrint {
+    /// `dataset` or `stage`.
+    pub kind: String,
+    pub key: String,
+    /// For datasets: the path as written in the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl Fingerprint {
+    pub fn key(&self) -> String {
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        blake3::hash(&bytes).to_hex().to_string()
+    }
+}
+
+/// One stage as the plan sees it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Index into `spec.stages`.
+    pub index: usize,
+    pub name: String,
+    pub key: String,
+    pub fingerprint: Fingerprint,
+    /// The key is in the store.
+    pub fresh: bool,
+    /// Why the stage must run (empty when fresh).
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub dag: Dag,
+    /// In `spec.stages` order.
+    pub stages: Vec<Planned>,
+}
+
+/// Computes every stage's key and freshness. Dataset files are hashed (with the size+mtime
+/// shortcut); a missing or unreadable file, or a missing column, is a spec error.
+pub fn plan(spec: &Spec, ws: &Workspace) -> Result<Plan, PlanError> {
+    let mut hashes = ws.load_hashes();
+    let plan = plan_with(spec, ws, &mut hashes)?;
+    hashes.save().map_err(PlanError::Other)?;
+    Ok(plan)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}")]
+    Spec(#[from] SpecErrors),
+    #[error(transparent)]
+    Other(anyhow::Error),
+}
+
+fn plan_with(spec: &Spec, ws: &Workspace, hashes: &mut FileHashes) -> Result<Plan, PlanError> {
+    let dag = Dag::build(spec)?;
+    let dataset_keys = dataset_keys(spec, Some(hashes))?;
+    let state = ws.load_state(&spec.name);
+    let mut keys: Vec<Option<String>> = vec![None; spec.stages.len()];
+    let mut planned: Vec<Option<Planned>> = (0..spec.stages.len()).map(|_| None).collect();
+    for &i in &dag.order {
+        let s = &spec.stages[i];
+        let mut inputs = BTreeMap::new();
+        for inp in s.stage.inputs() {
+            let print = match inp.want {
+                Want::Dataset => InputPrint {
+                    kind: "dataset".into(),
+                    key: dataset_keys[&inp.name].clone(),
+                    path: Some(spec.datasets[&inp.name].rel_path.clone()),
+                },
+                Want::Stage(_) => {
+                    let j = spec
+                        .stages
+                        .iter()
+                        .position(|t| t.name == inp.name)
+                        .expect("checked by graph");
+                    InputPrint {
+                        kind: "stage".into(),
+                        key: keys[j].clone().expect("topological order"),
+                        path: None,
+                    }
+                }
+            };
+            inputs.insert(inp.name.clone(), print);
+        }
+        let fingerprint = Fingerprint {
+            kind: s.kind.name.to_string(),
+            version: s.kind.version,
+            params: s.stage.params(),
+            seed: s.stage.uses_seed().then_some(spec.seed),
+            inputs,
+        };
+        let key = fingerprint.key();
+        let fresh = ws.store.lookup(&key).is_some();
+        let reasons = if fresh {
+            Vec::new()
+        } else {
+            reasons(&state, &s.name, &key, &fingerprint)
+        };
+        keys[i] = Some(key.clone());
+        planned[i] = Some(Planned {
+            index: i,
+            name: s.name.clone(),
+            key,
+            fingerprint,
+            fresh,
+            reasons,
+        });
+    }
+    Ok(Plan {
+        dag,
+        stages: planned
+            .into_iter()
+            .map(|p| p.expect("every stage planned"))
+            .collect(),
+    })
+}
+
+/// Checks that every dataset file exists and has its columns (reads only file heads).
+pub fn check_datasets(spec: &Spec) -> Result<(), SpecErrors> {
+    dataset_keys(spec, None).map(|_| ())
+}
+
+/// Keys of the datasets; checks files and columns first. Without `hashes`, only checks.
+fn dataset_keys(
+    spec: &Spec,
+    mut hashes: Option<&mut FileHashes>,
+) -> Result<BTreeMap<String, String>, SpecErrors> {
+    let mut errors: Vec<SpecError> = Vec::new();
+    let mut keys = BTreeMap::new();
+    for (name, d) in &spec.datasets {
+        let field = format!("datasets.{name}.path");
+        if !d.path.is_file() {
+            let why = if d.path.exists() {
+                "is not a file"
+            } else {
+                "does not exist"
+            };
+            errors.push(spec.error_at(
+                &field,
+                format!(
+                    "dataset file `{}` {why} (paths are relative to the spec file)",
+                    d.path.display()
+                ),
+            ));
+            continue;
+        }
+        if let Err(e) = d.check_columns() {
+            let f = match &e {
+                crate::dataset::DataError::MissingColumn { column, .. }
+                    if Some(column) == d.label.as_ref() =>
+                {
+                    format!("datasets.{name}.label")
+                }
+                crate::dataset::DataError::MissingColumn { .. } => format!("datasets.{name}.text"),
+                _ => field.clone(),
+            };
+            errors.push(spec.error_at(&f, e.to_string()));
+            continue;
+        }
+        let Some(hashes) = hashes.as_deref_mut() else {
+            continue;
+        };
+        match hashes.hash(&d.path) {
+            Ok(content) => {
+                let how = serde_json::json!({"content": content, "format": d.format, "text": d.text, "label": d.label});
+                keys.insert(
+                    name.clone(),
+                    blake3::hash(how.to_string().as_bytes())
+                        .to_hex()
+                        .to_string(),
+                );
+            }
+            Err(e) => errors
+                .push(spec.error_at(&field, format!("cannot read `{}`: {e}", d.path.display()))),
+        }
+    }
+    if errors.is_empty() {
+        Ok(keys)
+    } else {
+        Err(SpecErrors(errors))
+    }
+}
+
+/// Why a stage whose key is not in the store must run.
+fn reasons(state: &State, name: &str, key: &str, now: &Fingerprint) -> Vec<String> {
+    let Some(prev) = state.stages.get(name) else {
+        return vec!["never run".into()];
+    };
+    if prev.key == key {
+        return vec!["its artefact is missing from the store (removed or found corrupt)".into()];
+    }
+    let old = &prev.fingerprint;
+    let mut out = Vec::new();
+    if old.kind != now.kind {
+        out.push(format!("kind changed ({} → {})", old.kind, now.kind));
+    } else if old.version != now.version {
+        out.push(format!(
+            "warmstart's format version for `{}` changed ({} → {})",
+            now.kind, old.version, now.version
+        ));
+    }
+    let mut a = BTreeMap::new();
+    let mut b = BTreeMap::new();
+    flatten("", &old.params, &mut a);
+    flatten("", &now.params, &mut b);
+    for (k, v) in &b {
+        match a.get(k) {
+            Some(o) if o == v => {}
+            Some(o) => out.push(format!("param `{k}` changed ({o} → {v})")),
+            None => out.push(format!("param `{k}` added ({v})")),
+        }
+    }
+    for (k, o) in &a {
+        if !b.contains_key(k) {
+            out.push(format!("param `{k}` removed (was {o})"));
+        }
+    }
+    if old.seed != now.seed {
+        let show = |s: Option<u64>| s.map(|v| v.to_string()).unwrap_or_else(|| "unused".into());
+        out.push(format!(
+            "seed changed ({} → {})",
+            show(old.seed),
+            show(now.seed)
+        ));
+    }
+    for (n, inp) in &now.inputs {
+        match old.inputs.get(n) {
+            Some(o) if o.key == inp.key => {}
+            Some(_) if inp.kind == "dataset" => {
+                out.push(format!(
+                    "input file `{}` changed",
+                    inp.path.as_deref().unwrap_or(n)
+                ));
+            }
+            Some(_) => out.push(format!("upstream stage `{n}` changed")),
+            None => out.push(format!("new input `{n}`")),
+        }
+    }
+    if out.is_empty() {
+        out.push("definition changed".into());
+    }
+    out
+}
+
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&p, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Stage kinds and their registry.
+//!
+//! A stage kind is one file in this folder plus one line in [`REGISTRY`]. The file defines a
+//! parameter struct (serde: the YAML fields, unknown ones denied, defaults filled in) that
+//! implements [`Stage`]. The executor treats every kind the same way:
+//!
+//! * its **key** is computed from [`Stage::params`] (canonical JSON, every default included), the
+//!   keys of the inputs named by [`Stage::inputs`], the kind's `version`, and the pipeline seed
+//!   if [`Stage::uses_seed`];
+//! * [`Stage::run`] is a pure function of the parameters and the input artefacts: it reads
+//!   only what the [`StageCtx`] gives it and writes only into `ctx.out`, so the same stage
+//!   can later run as a job on another machine. Bump `version` when the output format or the
+//!   algorithm changes, so old cache entries stop matching.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+use crate::dataset::DatasetSpec;
+use crate::progress::Progress;
+
+pub mod pad;
+pub mod tokenize;
+
+/// An entry of the registry: how to read one kind of stage from YAML.
+pub struct Kind {
+    pub name: &'static str,
+    /// Bumped when the artefact format or the algorithm changes; part of every key.
+    pub version: u32,
+    /// One line for `--help`-style listings.
+    pub summary: &'static str,
+    pub parse: fn(Value, &str) -> Result<Box<dyn Stage>, (String, String)>,
+}
+
+impl Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kind({})", self.name)
+    }
+}
+
+/// Every stage kind warmstart knows.
+pub static REGISTRY: &[Kind] = &[tokenize::KIND, pad::KIND];
+
+pub fn find_kind(name: &str) -> Option<&'static Kind> {
+    REGISTRY.iter().find(|k| k.name == name)
+}
+
+pub fn kind_names() -> String {
+    REGISTRY
+        .iter()
+        .map(|k| k.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads a kind's parameter struct from the stage's YAML mapping (without `kind`).
+pub fn parse_as<T>(value: Value, at: &str) -> Result<Box<dyn Stage>, (String, String)>
+where
+    T: Stage + serde::de::DeserializeOwned + 'static,
+{
+    Ok(Box::new(crate::spec::typed::<T>(value, at)?))
+}
+
+/// What an input reference must point at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    Dataset,
+    /// A stage of one of these kinds.
+    Stage(&'static [&'static str]),
+}
+
+/// One name a stage reads, and the field (relative to the stage) that names it.
+#[derive(Debug, Clone)]
+pub struct InputRef {
+    pub field: String,
+    pub name: String,
+    pub want: Want,
+}
+
+/// A resolved input as the stage sees it when it runs.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Dataset(DatasetSpec),
+    /// The `files/` folder of an upstream stage's complete store entry (read-only).
+    Artefact(PathBuf),
+}
+
+/// Everything a running stage may look at.
+pub struct StageCtx<'a> {
+    pub name: &'a str,
+    /// Empty folder to write the artefact into; it becomes visible only if `run` succeeds.
+    pub out: &'a Path,
+    pub inputs: &'a BTreeMap<String, Input>,
+    pub seed: u64,
+    pub progress: &'a Progress,
+}
+
+impl StageCtx<'_> {
+    pub fn dataset(&self, name: &str) -> anyhow::Result<&DatasetSpec> {
+        match self.inputs.get(name) {
+            Some(Input::Dataset(d)) => Ok(d),
+            _ => anyhow::bail!(
+                "internal: `{name}` is not a dataset input of stage `{}`",
+                self.name
+            ),
+        }
+    }
+
+    pub fn artefact(&self, name: &str) -> anyhow::Result<&Path> {
+        match self.inputs.get(name) {
+            Some(Input::Artefact(p)) => Ok(p),
+            _ => anyhow::bail!(
+                "internal: `{name}` is not a stage input of stage `{}`",
+                self.name
+            ),
+        }
+    }
+}
+
+/// What a stage reports when it succeeds.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    /// One line for the run log, e.g. "vocab 8000, 4 datasets, 1.2 M tokens".
+    pub summary: String,
+    /// Metrics to surface in `run --json` (evaluate stages).
+    pub metrics: Option<serde_json::Value>,
+}
+
+pub trait Stage: Debug + Send + Sync {
+    /// The names this stage reads (datasets or stages), with the fields that name them.
+    fn inputs(&self) -> Vec<InputRef>;
+
+    /// Canonical parameters: everything that determines the output, defaults included.
+    fn params(&self) -> serde_json::Value;
+
+    /// Whether the pipeline seed influences the output (then it is part of the key).
+    fn uses_seed(&self) -> bool {
+        false
+    }
+
+    /// Checks of values that the types alone do not catch, as (field, message) pairs.
+    fn check(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Produces the artefact.
+    fn run(&self, ctx: &StageCtx) -> anyhow::Result<Outcome>;
+}
+
+/// Implements [`Stage::params`] the same way for every kind: the serde form of the struct.
+pub fn params_of<T: serde::Serialize>(t: &T) -> serde_json::Value {
+    serde_json::to_value(t).unwrap_or(serde_json::Value::Null)
+}

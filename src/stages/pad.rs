@@ -1,0 +1,168 @@
+//! `pad`: cuts or pads every encoded dataset of a tokenize stage to `max_len`, like Keras'
+//! `pad_sequences` (`padding` and `truncating` are `pre` or `post`), optionally putting `[CLS]`
+//! first (needed for first-token pooling).
+//!
+//! Artefact: one `<dataset>.pad` per dataset (ids, attention mask, labels; see
+//! [`crate::seqfile`]), a copy of `tokenizer.json` (so that models trained downstream can be
+//! used on new text without going back to the tokenize stage), and `meta.json` ([`PadMeta`]).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::tokenize::{read_meta, TokMeta};
+use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
+use crate::seqfile::{read_ragged, write_padded, Padded};
+
+pub const KIND: Kind = Kind {
+    name: "pad",
+    version: 1,
+    summary: "truncate/pad encoded datasets to a fixed length with an attention mask",
+    parse: super::parse_as::<Pad>,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Pre,
+    Post,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pad {
+    /// The tokenize stage to read.
+    pub from: String,
+    #[serde(default = "default_len")]
+    pub max_len: usize,
+    /// Where padding goes.
+    #[serde(default = "post")]
+    pub padding: Side,
+    /// Which end is cut from sequences longer than `max_len`.
+    #[serde(default = "post")]
+    pub truncating: Side,
+    /// Put `[CLS]` first (it counts towards `max_len`).
+    #[serde(default)]
+    pub add_cls: bool,
+}
+
+fn default_len() -> usize {
+    64
+}
+fn post() -> Side {
+    Side::Post
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PadMeta {
+    #[serde(flatten)]
+    pub tok: TokMeta,
+    pub max_len: usize,
+    pub add_cls: bool,
+    /// Per dataset: share of rows that were truncated.
+    pub truncated: BTreeMap<String, f64>,
+}
+
+impl Stage for Pad {
+    fn inputs(&self) -> Vec<InputRef> {
+        vec![InputRef {
+            field: "from".into(),
+            name: self.from.clone(),
+            want: Want::Stage(&["tokenize"]),
+        }]
+    }
+
+    fn params(&self) -> serde_json::Value {
+        params_of(self)
+    }
+
+    fn check(&self) -> Vec<(String, String)> {
+        let min = 1 + usize::from(self.add_cls);
+        if self.max_len < min || self.max_len > 8192 {
+            return vec![(
+                "max_len".into(),
+                format!(
+                    "max_len {} is out of range: expected {min}..=8192",
+                    self.max_len
+                ),
+            )];
+        }
+        Vec::new()
+    }
+
+    fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
+        let src = ctx.artefact(&self.from)?;
+        let tok = read_meta(src)?;
+        std::fs::copy(src.join("tokenizer.json"), ctx.out.join("tokenizer.json"))
+            .context("copying tokenizer.json")?;
+        let body = self.max_len - usize::from(self.add_cls);
+        let mut truncated = BTreeMap::new();
+        ctx.progress.set_length(tok.datasets.len() as u64);
+        for name in tok.datasets.keys() {
+            let r = read_ragged(&src.join(format!("{name}.seq")))?;
+            let n = r.len();
+            let l = self.max_len;
+            let mut p = Padded {
+                len: l,
+                ids: vec![tok.pad_id; n * l],
+                mask: vec![0; n * l],
+                labels: r.labels.clone(),
+            };
+            let cut: usize = p
+                .ids
+                .par_chunks_mut(l)
+                .zip(p.mask.par_chunks_mut(l))
+                .enumerate()
+                .map(|(i, (ids, mask))| {
+                    let row = r.row(i);
+                    let was_cut = row.len() > body;
+                    let kept = match (was_cut, self.truncating) {
+                        (false, _) => row,
+                        (true, Side::Post) => &row[..body],
+                        (true, Side::Pre) => &row[row.len() - body..],
+                    };
+                    let mut seq = Vec::with_capacity(l);
+                    if self.add_cls {
+                        seq.push(tok.cls_id);
+                    }
+                    seq.extend_from_slice(kept);
+                    let start = match self.padding {
+                        Side::Post => 0,
+                        Side::Pre => l - seq.len(),
+                    };
+                    ids[start..start + seq.len()].copy_from_slice(&seq);
+                    mask[start..start + seq.len()].fill(1);
+                    usize::from(was_cut)
+                })
+                .sum();
+            write_padded(&ctx.out.join(format!("{name}.pad")), &p)?;
+            truncated.insert(
+                name.clone(),
+                if n == 0 { 0.0 } else { cut as f64 / n as f64 },
+            );
+            ctx.progress.inc(1);
+        }
+        let summary = format!("{} datasets padded to {}", truncated.len(), self.max_len);
+        let meta = PadMeta {
+            tok,
+            max_len: self.max_len,
+            add_cls: self.add_cls,
+            truncated,
+        };
+        std::fs::write(ctx.out.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
+        Ok(Outcome {
+            summary,
+            metrics: None,
+        })
+    }
+}
+
+/// Reads the `meta.json` of a pad artefact.
+pub fn read_pad_meta(dir: &std::path::Path) -> Result<PadMeta> {
+    let p = dir.join("meta.json");
+    let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a valid pad meta file", p.display()))
+}
