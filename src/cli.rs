@@ -67,6 +67,37 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DagFormat::Mermaid)]
         format: DagFormat,
     },
+    /// Classify new texts with a trained finetune or feature-extract stage:
+    /// `predict SPEC STAGE [TEXT...]`, or `predict --model DIR [TEXT...]`.
+    Predict {
+        /// SPEC STAGE then texts; with --model, texts only.
+        args: Vec<String>,
+        /// An exported model folder instead of SPEC STAGE.
+        #[arg(long, value_name = "DIR")]
+        model: Option<PathBuf>,
+        /// Read texts from a file: one per line (.txt) or the `text` column of a .csv/.tsv/.jsonl.
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
+        format: OutFormat,
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Write a trained model as a self-contained folder (tokenizer.json, model.safetensors, model.json).
+    Export {
+        spec: PathBuf,
+        stage: String,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OutFormat {
+    Csv,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -144,6 +175,24 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 s.datasets.len(),
                 s.stages.len()
             );
+            Ok(0)
+        }
+        Command::Predict {
+            args,
+            model,
+            input,
+            format,
+            sets,
+        } => predict(&cli.workspace, args, model, input, format, &sets),
+        Command::Export {
+            spec,
+            stage,
+            out,
+            sets,
+        } => {
+            let dir = trained_model_dir(&cli.workspace, &spec, &stage, &sets)?;
+            crate::predict::export(&dir, &out)?;
+            println!("exported `{stage}` to {}", out.display());
             Ok(0)
         }
         Command::Dag { spec, sets, format } => {
@@ -266,6 +315,113 @@ fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: bool) -> Re
             } else {
                 println!("{:<20} stale: {}", p.name, p.reasons.join("; "));
             }
+        }
+    }
+    Ok(0)
+}
+
+/// The store folder of a trained model stage of a spec; fails if it is not trained yet.
+fn trained_model_dir(
+    workspace: &Path,
+    spec_path: &Path,
+    stage: &str,
+    sets: &[String],
+) -> Result<PathBuf, Failure> {
+    let spec = Spec::load(spec_path, sets)?;
+    let Some(s) = spec.stage(stage) else {
+        let names: Vec<&str> = spec.stages.iter().map(|s| s.name.as_str()).collect();
+        return Err(Failure::Usage(format!(
+            "error: no stage `{stage}` in {} (stages: {})",
+            spec_path.display(),
+            names.join(", ")
+        )));
+    };
+    if !["finetune", "feature-extract"].contains(&s.kind.name) {
+        return Err(Failure::Usage(format!("error: stage `{stage}` is a `{}` stage; predict and export need a finetune or feature-extract stage", s.kind.name)));
+    }
+    let ws = Workspace::open(workspace)?;
+    let plan = plan::plan(&spec, &ws)?;
+    let p = plan
+        .stages
+        .iter()
+        .find(|p| p.name == stage)
+        .expect("stage exists");
+    if !p.fresh {
+        return Err(Failure::Failed(format!(
+            "error: stage `{stage}` has no trained model for this spec yet ({}); run `warmstart run {}` first",
+            p.reasons.join("; "),
+            spec_path.display()
+        )));
+    }
+    Ok(ws.store.files_dir(&p.key))
+}
+
+fn predict(
+    workspace: &Path,
+    args: Vec<String>,
+    model: Option<PathBuf>,
+    input: Option<PathBuf>,
+    format: OutFormat,
+    sets: &[String],
+) -> Result<i32, Failure> {
+    let (dir, mut texts) = match model {
+        Some(d) => (d, args),
+        None => {
+            if args.len() < 2 {
+                return Err(Failure::Usage(
+                    "error: predict needs SPEC STAGE [TEXT...] or --model DIR [TEXT...]".into(),
+                ));
+            }
+            let dir = trained_model_dir(workspace, Path::new(&args[0]), &args[1], sets)?;
+            (dir, args[2..].to_vec())
+        }
+    };
+    if let Some(f) = input {
+        let fmt = crate::dataset::Format::from_extension(&f.to_string_lossy())
+            .unwrap_or(crate::dataset::Format::Txt);
+        let ds = crate::dataset::DatasetSpec {
+            name: "input".into(),
+            path: f.clone(),
+            rel_path: f.to_string_lossy().into(),
+            format: fmt,
+            text: "text".into(),
+            label: None,
+        };
+        texts.extend(
+            ds.read()
+                .map_err(|e| Failure::Usage(format!("error: {e}")))?
+                .texts,
+        );
+    }
+    if texts.is_empty() {
+        return Err(Failure::Usage(
+            "error: no texts to classify: give them as arguments or with --input FILE".into(),
+        ));
+    }
+    let p = crate::predict::Predictor::from_dir(&dir)?;
+    let preds = p.predict(&texts)?;
+    match format {
+        OutFormat::Json => {
+            let v: Vec<_> = preds
+                .iter()
+                .map(|r| json!({"text": r.text, "label": r.label, "probabilities": r.probabilities.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?
+            );
+        }
+        OutFormat::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            let mut header = vec!["text".to_string(), "label".to_string()];
+            header.extend(p.labels().iter().map(|l| format!("p_{l}")));
+            w.write_record(&header).map_err(anyhow::Error::from)?;
+            for r in &preds {
+                let mut row = vec![r.text.clone(), r.label.clone()];
+                row.extend(r.probabilities.iter().map(|(_, v)| format!("{v:.4}")));
+                w.write_record(&row).map_err(anyhow::Error::from)?;
+            }
+            w.flush().map_err(anyhow::Error::from)?;
         }
     }
     Ok(0)

@@ -21,7 +21,12 @@ use serde_yaml::Value;
 use crate::dataset::DatasetSpec;
 use crate::progress::Progress;
 
+pub mod classify;
+pub mod evaluate;
+pub mod feature_extract;
+pub mod finetune;
 pub mod pad;
+pub mod pretrain;
 pub mod tokenize;
 
 /// An entry of the registry: how to read one kind of stage from YAML.
@@ -41,7 +46,14 @@ impl Debug for Kind {
 }
 
 /// Every stage kind warmstart knows.
-pub static REGISTRY: &[Kind] = &[tokenize::KIND, pad::KIND];
+pub static REGISTRY: &[Kind] = &[
+    tokenize::KIND,
+    pad::KIND,
+    pretrain::KIND,
+    feature_extract::KIND,
+    finetune::KIND,
+    evaluate::KIND,
+];
 
 pub fn find_kind(name: &str) -> Option<&'static Kind> {
     REGISTRY.iter().find(|k| k.name == name)

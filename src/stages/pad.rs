@@ -18,7 +18,7 @@ use crate::seqfile::{read_ragged, write_padded, Padded};
 
 pub const KIND: Kind = Kind {
     name: "pad",
-    version: 1,
+    version: 2,
     summary: "truncate/pad encoded datasets to a fixed length with an attention mask",
     parse: super::parse_as::<Pad>,
 };
@@ -61,8 +61,57 @@ pub struct PadMeta {
     pub tok: TokMeta,
     pub max_len: usize,
     pub add_cls: bool,
+    pub padding: Side,
+    pub truncating: Side,
     /// Per dataset: share of rows that were truncated.
     pub truncated: BTreeMap<String, f64>,
+}
+
+/// How one row becomes `max_len` ids: the part of a pad stage that `predict` reuses on new text.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Shape {
+    pub max_len: usize,
+    pub add_cls: bool,
+    pub padding: Side,
+    pub truncating: Side,
+}
+
+impl Shape {
+    /// Writes `row` into `ids`/`mask` (both `max_len` long, pre-filled with pad id / 0);
+    /// returns whether the row was truncated.
+    pub fn pad_into(&self, row: &[u32], cls_id: u32, ids: &mut [u32], mask: &mut [u8]) -> bool {
+        let body = self.max_len - usize::from(self.add_cls);
+        let was_cut = row.len() > body;
+        let kept = match (was_cut, self.truncating) {
+            (false, _) => row,
+            (true, Side::Post) => &row[..body],
+            (true, Side::Pre) => &row[row.len() - body..],
+        };
+        let n = kept.len() + usize::from(self.add_cls);
+        let start = match self.padding {
+            Side::Post => 0,
+            Side::Pre => self.max_len - n,
+        };
+        let mut at = start;
+        if self.add_cls {
+            ids[at] = cls_id;
+            at += 1;
+        }
+        ids[at..at + kept.len()].copy_from_slice(kept);
+        mask[start..start + n].fill(1);
+        was_cut
+    }
+}
+
+impl Pad {
+    fn shape(&self) -> Shape {
+        Shape {
+            max_len: self.max_len,
+            add_cls: self.add_cls,
+            padding: self.padding,
+            truncating: self.truncating,
+        }
+    }
 }
 
 impl Stage for Pad {
@@ -97,7 +146,6 @@ impl Stage for Pad {
         let tok = read_meta(src)?;
         std::fs::copy(src.join("tokenizer.json"), ctx.out.join("tokenizer.json"))
             .context("copying tokenizer.json")?;
-        let body = self.max_len - usize::from(self.add_cls);
         let mut truncated = BTreeMap::new();
         ctx.progress.set_length(tok.datasets.len() as u64);
         for name in tok.datasets.keys() {
@@ -116,25 +164,7 @@ impl Stage for Pad {
                 .zip(p.mask.par_chunks_mut(l))
                 .enumerate()
                 .map(|(i, (ids, mask))| {
-                    let row = r.row(i);
-                    let was_cut = row.len() > body;
-                    let kept = match (was_cut, self.truncating) {
-                        (false, _) => row,
-                        (true, Side::Post) => &row[..body],
-                        (true, Side::Pre) => &row[row.len() - body..],
-                    };
-                    let mut seq = Vec::with_capacity(l);
-                    if self.add_cls {
-                        seq.push(tok.cls_id);
-                    }
-                    seq.extend_from_slice(kept);
-                    let start = match self.padding {
-                        Side::Post => 0,
-                        Side::Pre => l - seq.len(),
-                    };
-                    ids[start..start + seq.len()].copy_from_slice(&seq);
-                    mask[start..start + seq.len()].fill(1);
-                    usize::from(was_cut)
+                    usize::from(self.shape().pad_into(r.row(i), tok.cls_id, ids, mask))
                 })
                 .sum();
             write_padded(&ctx.out.join(format!("{name}.pad")), &p)?;
@@ -149,6 +179,8 @@ impl Stage for Pad {
             tok,
             max_len: self.max_len,
             add_cls: self.add_cls,
+            padding: self.padding,
+            truncating: self.truncating,
             truncated,
         };
         std::fs::write(ctx.out.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Core benchmarks (issue: core pipeline). Prints a markdown table for BENCHMARKS.md.
+#
+#   benches/core_bench.sh            # warmstart figures only
+#   BLENV=/path/to/venv benches/core_bench.sh   # also runs DVC's 4-stage no-op repro in the same run
+#
+# 1. No-op rerun of pipelines/quickstart.yaml (every stage cached): median of REPS runs,
+#    wall clock of the whole process, against `dvc repro` with nothing to do on
+#    ../shared/bench/dvc_pipeline (same machine, same run).
+# 2. tokenize + pad throughput on the IMDB training texts (33 MB), 1 and 2 threads:
+#    input bytes / (tokenize seconds + pad seconds) as reported by `run --json`.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=$ROOT/../shared
+REPS=${REPS:-10}
+cd "$ROOT"
+cargo build --release -q
+WS=$(mktemp -d -t ws_bench.XXXXXX)
+trap 'rm -rf "$WS"' EXIT
+BIN=$ROOT/target/release/warmstart
+
+median_run() { # median wall seconds of REPS runs of "$@"
+  python3 - "$REPS" "$@" <<'PY'
+import statistics, subprocess, sys, time
+reps = int(sys.argv[1]); cmd = sys.argv[2:]
+ts = []
+for _ in range(reps):
+    t = time.perf_counter(); subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); ts.append(time.perf_counter() - t)
+print(f"{statistics.median(ts):.4f}")
+PY
+}
+
+"$BIN" --workspace "$WS/q" run pipelines/quickstart.yaml >/dev/null 2>&1
+NOOP=$(median_run "$BIN" --workspace "$WS/q" run pipelines/quickstart.yaml)
+STAGES=$("$BIN" --workspace "$WS/q" run pipelines/quickstart.yaml --json 2>/dev/null | python3 -c "import json,sys; r=json.load(sys.stdin); print(len(r['stages']), all(s['status']=='cached' for s in r['stages']))")
+echo "| no-op rerun, quickstart ($STAGES stages cached) | median of $REPS | ${NOOP} s |"
+
+if [ -n "${BLENV:-}" ] && [ -d "$SHARED/bench/dvc_pipeline" ]; then
+  DVCJ=$(REPS=$REPS "$SHARED/bench/dvc_pipeline/dvc_bench.sh" "$ROOT/datasets/quickstart" "$ROOT/datasets/quickstart/unlabelled.txt" 2>/dev/null | tail -n 1)
+  DVC_NOOP=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['noop_repro_s_median'])" "$DVCJ" 2>/dev/null || echo "?")
+  echo "| no-op \`dvc repro\`, 4 stages (same machine, same run) | median of $REPS | ${DVC_NOOP} s |"
+  python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'| ratio dvc / warmstart | | {b/a:.0f}x |')" "$NOOP" "$DVC_NOOP" || true
+  echo "<!-- dvc_bench.sh: $DVCJ -->"
+fi
+
+if [ -f "$SHARED/datasets/imdb/train.csv" ]; then
+  BYTES=$(stat -c %s "$SHARED/datasets/imdb/train.csv")
+  for T in 1 2; do
+    J=$("$BIN" --workspace "$WS/t$T" run benches/specs/tokenize_imdb.yaml --jobs "$T" --json 2>/dev/null)
+    python3 - "$BYTES" "$T" "$J" <<'PY'
+import json, sys
+b, t, r = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+s = {x["name"]: x for x in r["stages"]}
+tok, pad = s["tok"]["seconds"], s["seqs"]["seconds"]
+print(f"| tokenize (train WordPiece 8k + encode) + pad 256, IMDB train 33 MB, {t} thread(s) | {tok:.1f} s + {pad:.2f} s | {b/1e6/(tok+pad):.2f} MB/s |")
+PY
+  done
+else
+  echo "(skipped tokenize throughput: $SHARED/datasets/imdb/train.csv not found)"
+fi

@@ -1,0 +1,396 @@
+//! A text classifier: an encoder (today: `bag`) and a head (logistic regression or a one-layer
+//! MLP), trained with Adam/AdamW, warm-up and linear decay, early stopping on the dev set.
+//!
+//! Parameter names (stable: they are the safetensors keys):
+//! `encoder.embedding` (vocab × dim), `head.w1`/`head.b1` (MLP hidden layer, if any),
+//! `head.w`/`head.b` (output layer).
+
+use anyhow::{bail, Result};
+use dfdx::prelude::*;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::adam::Adam;
+use super::bag::{self, Pooling};
+use super::{check_finite, uniform, zeros, Dev, Params, Tp, T2};
+use crate::metrics::Metrics;
+use crate::seqfile::Padded;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderType {
+    #[default]
+    Bag,
+    Lstm,
+    Cnn,
+    Transformer,
+}
+
+/// Encoder sizes as written in a spec (`encoder: {type: bag, dim: 64}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderSpec {
+    #[serde(rename = "type", default)]
+    pub kind: EncoderType,
+    #[serde(default = "default_dim")]
+    pub dim: usize,
+}
+
+impl Default for EncoderSpec {
+    fn default() -> Self {
+        EncoderSpec {
+            kind: EncoderType::Bag,
+            dim: default_dim(),
+        }
+    }
+}
+
+fn default_dim() -> usize {
+    64
+}
+
+impl EncoderSpec {
+    /// What `validate` says about sizes and types; empty when usable.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        if self.kind != EncoderType::Bag {
+            v.push((
+                "encoder.type".into(),
+                format!(
+                    "encoder type `{:?}` is not available in this version; available: bag",
+                    self.kind
+                )
+                .to_lowercase(),
+            ));
+        }
+        if !(2..=1024).contains(&self.dim) {
+            v.push((
+                "encoder.dim".into(),
+                format!("dim {} is out of range: expected 2..=1024", self.dim),
+            ));
+        }
+        v
+    }
+}
+
+/// Everything needed to rebuild a trained classifier (written as `model.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub encoder: EncoderSpec,
+    pub vocab_size: usize,
+    pub pooling: Pooling,
+    /// 0 = logistic-regression head; otherwise the MLP's hidden width.
+    pub hidden: usize,
+    pub labels: Vec<String>,
+    /// How new text must be cut and padded for this model.
+    pub shape: crate::stages::pad::Shape,
+}
+
+pub struct Classifier {
+    pub cfg: ModelConfig,
+    pub params: Params,
+}
+
+/// Training settings shared by finetune and feature-extract.
+#[derive(Debug, Clone)]
+pub struct TrainSettings {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub weight_decay: f32,
+    /// Fraction of all steps spent warming the learning rate up linearly.
+    pub warmup: f32,
+    /// Linear decay to 0 after warm-up.
+    pub decay: bool,
+    /// Stop after this many epochs without a better dev accuracy (0 = never).
+    pub patience: usize,
+    pub seed: u64,
+    /// Which parameters learn.
+    pub trainable: Vec<String>,
+    /// Per-parameter learning-rate multiplier (discriminative rates).
+    pub encoder_lr_scale: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev_macro_f1: Option<f64>,
+}
+
+impl Classifier {
+    /// A new classifier; `embedding` (vocab × dim) comes from pretraining or is drawn at random.
+    pub fn new(
+        dev: &Dev,
+        cfg: ModelConfig,
+        embedding: Option<T2>,
+        seed: u64,
+    ) -> Result<Classifier> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let d = cfg.encoder.dim;
+        let emb = match embedding {
+            Some(e) => {
+                if e.shape() != &(cfg.vocab_size, d) {
+                    bail!(
+                        "pretrained embedding is {}×{}, but this classifier needs {}×{} (same tokenizer and dim)",
+                        e.shape().0,
+                        e.shape().1,
+                        cfg.vocab_size,
+                        d
+                    );
+                }
+                unit_rows(dev, &e)
+            }
+            None => uniform(dev, &mut rng, cfg.vocab_size, d, 0.5 / (d as f32).sqrt()),
+        };
+        let mut params = Params::default();
+        params.tensors.insert("encoder.embedding".into(), emb);
+        let width = cfg.pooling.width(d);
+        let c = cfg.labels.len();
+        let last_in = if cfg.hidden > 0 {
+            params.tensors.insert(
+                "head.w1".into(),
+                uniform(
+                    dev,
+                    &mut rng,
+                    width,
+                    cfg.hidden,
+                    (6.0 / (width + cfg.hidden) as f32).sqrt(),
+                ),
+            );
+            params
+                .tensors
+                .insert("head.b1".into(), zeros(dev, 1, cfg.hidden));
+            cfg.hidden
+        } else {
+            width
+        };
+        params.tensors.insert(
+            "head.w".into(),
+            uniform(
+                dev,
+                &mut rng,
+                last_in,
+                c,
+                (6.0 / (last_in + c) as f32).sqrt(),
+            ),
+        );
+        params.tensors.insert("head.b".into(), zeros(dev, 1, c));
+        Ok(Classifier { cfg, params })
+    }
+
+    /// Pooled encoder features, without gradients.
+    pub fn features(&self, dev: &Dev, ids: &[u32], mask: &[u8], b: usize) -> Result<T2> {
+        let emb = self.params.get("encoder.embedding")?.clone();
+        Ok(bag::encode(
+            dev,
+            emb,
+            ids,
+            mask,
+            b,
+            self.cfg.shape.max_len,
+            self.cfg.pooling,
+        ))
+    }
+
+    /// Logits from pooled features, on a tape (for training the head).
+    fn head<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
+        &self,
+        x: Tensor<(usize, usize), f32, Dev, T>,
+        taped: bool,
+    ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
+        let p = |n: &str| -> Result<Tensor<(usize, usize), f32, Dev, T>> {
+            let t = self.params.get(n)?;
+            Ok(if taped {
+                t.retaped::<T>()
+            } else {
+                t.clone().retaped::<T>()
+            })
+        };
+        let b = x.shape().0;
+        let x = if self.cfg.hidden > 0 {
+            let b1 = p("head.b1")?
+                .reshape_like(&(self.cfg.hidden,))
+                .broadcast_like::<_, Axis<0>>(&(b, self.cfg.hidden));
+            (x.matmul(p("head.w1")?) + b1).relu()
+        } else {
+            x
+        };
+        let c = self.cfg.labels.len();
+        let bias = p("head.b")?
+            .reshape_like(&(c,))
+            .broadcast_like::<_, Axis<0>>(&(b, c));
+        Ok(x.matmul(p("head.w")?) + bias)
+    }
+
+    /// Class probabilities for padded rows (inference).
+    pub fn predict_proba(&self, dev: &Dev, data: &Padded) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(data.rows());
+        let l = data.len;
+        for start in (0..data.rows()).step_by(512) {
+            let end = (start + 512).min(data.rows());
+            let b = end - start;
+            let x = self.features(
+                dev,
+                &data.ids[start * l..end * l],
+                &data.mask[start * l..end * l],
+                b,
+            )?;
+            let logits = self.head(x, false)?;
+            let probs = logits.softmax::<Axis<1>>().as_vec();
+            let c = self.cfg.labels.len();
+            out.extend(probs.chunks(c).map(|r| r.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Trains on `train` (optionally with frozen, precomputed features), evaluating on `dev`
+    /// after each epoch; keeps the parameters of the best dev epoch.
+    pub fn train(
+        &mut self,
+        dev: &Dev,
+        train: &Padded,
+        devset: Option<&Padded>,
+        s: &TrainSettings,
+        progress: &crate::progress::Progress,
+    ) -> Result<Vec<EpochLog>> {
+        let n = train.rows();
+        if n == 0 {
+            bail!("the training set is empty");
+        }
+        let c = self.cfg.labels.len();
+        let l = self.cfg.shape.max_len;
+        let train_encoder = s.trainable.iter().any(|t| t.starts_with("encoder."));
+        // A frozen encoder runs once over the data: its pooled features are the head's input.
+        let frozen_feats: Option<Vec<f32>> = if train_encoder {
+            None
+        } else {
+            Some(self.features(dev, &train.ids, &train.mask, n)?.as_vec())
+        };
+        let width = self.cfg.pooling.width(self.cfg.encoder.dim);
+        let steps_per_epoch = n.div_ceil(s.batch_size);
+        let total = (steps_per_epoch * s.epochs).max(1) as f32;
+        let warm = (s.warmup * total).max(1.0);
+        let mut opt = Adam::new(s.lr, s.weight_decay);
+        let mut rng = ChaCha8Rng::seed_from_u64(s.seed ^ 0x5eed);
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut history = Vec::new();
+        let mut best: Option<(f64, Params)> = None;
+        let mut since_best = 0;
+        let mut step = 0usize;
+        progress.set_length(s.epochs as u64);
+        for epoch in 0..s.epochs {
+            order.shuffle(&mut rng);
+            let mut loss_sum = 0.0f64;
+            for batch in order.chunks(s.batch_size) {
+                let b = batch.len();
+                let mut target = vec![0.0f32; b * c];
+                for (k, &i) in batch.iter().enumerate() {
+                    target[k * c + train.labels[i] as usize] = 1.0;
+                }
+                let target = dev.tensor_from_vec(target, (b, c));
+                let x: Tensor<(usize, usize), f32, Dev, Tp> = match &frozen_feats {
+                    Some(f) => {
+                        let v: Vec<f32> = batch
+                            .iter()
+                            .flat_map(|&i| f[i * width..(i + 1) * width].iter().copied())
+                            .collect();
+                        dev.tensor_from_vec(v, (b, width)).retaped::<Tp>()
+                    }
+                    None => {
+                        let ids: Vec<u32> = batch
+                            .iter()
+                            .flat_map(|&i| train.row(i).iter().copied())
+                            .collect();
+                        let mask: Vec<u8> = batch
+                            .iter()
+                            .flat_map(|&i| train.mask_row(i).iter().copied())
+                            .collect();
+                        let emb = self.params.get("encoder.embedding")?.retaped::<Tp>();
+                        bag::encode(dev, emb, &ids, &mask, b, l, self.cfg.pooling)
+                    }
+                };
+                let logits = self.head(x, true)?;
+                let loss = cross_entropy_with_logits_loss(logits, target);
+                let lv = loss.array();
+                check_finite(lv, "training", epoch)?;
+                loss_sum += lv as f64 * b as f64;
+                let grads = loss.backward();
+                step += 1;
+                let sched = if (step as f32) < warm {
+                    step as f32 / warm
+                } else if s.decay {
+                    ((total - step as f32) / (total - warm).max(1.0)).max(0.0)
+                } else {
+                    1.0
+                };
+                opt.step(&mut self.params, &grads, &s.trainable, sched, |name| {
+                    if name.starts_with("encoder.") {
+                        s.encoder_lr_scale
+                    } else {
+                        1.0
+                    }
+                });
+            }
+            let mut log = EpochLog {
+                epoch: epoch + 1,
+                train_loss: loss_sum / n as f64,
+                dev_loss: None,
+                dev_accuracy: None,
+                dev_macro_f1: None,
+            };
+            if let Some(d) = devset {
+                let m = self.evaluate(dev, d)?;
+                log.dev_loss = Some(m.loss);
+                log.dev_accuracy = Some(m.accuracy);
+                log.dev_macro_f1 = Some(m.macro_f1);
+                if best.as_ref().is_none_or(|(a, _)| m.accuracy > *a) {
+                    best = Some((m.accuracy, self.params.clone()));
+                    since_best = 0;
+                } else {
+                    since_best += 1;
+                }
+            }
+            history.push(log);
+            progress.inc(1);
+            if s.patience > 0 && since_best >= s.patience {
+                break;
+            }
+        }
+        if let Some((_, p)) = best {
+            self.params = p;
+        }
+        Ok(history)
+    }
+
+    pub fn evaluate(&self, dev: &Dev, data: &Padded) -> Result<Metrics> {
+        let probs = self.predict_proba(dev, data)?;
+        let labels: Vec<usize> = data.labels.iter().map(|&l| l as usize).collect();
+        Ok(Metrics::compute(&probs, &labels, &self.cfg.labels))
+    }
+}
+
+/// Rescales pretrained embeddings so that the mean row norm is 1: pretraining objectives leave
+/// vectors at arbitrary scales, and a head trained with a fixed learning rate needs features of
+/// a known scale. Directions (what transfers) are unchanged.
+fn unit_rows(dev: &Dev, e: &T2) -> T2 {
+    let (v, d) = *e.shape();
+    let mut w = e.as_vec();
+    let norms: Vec<f32> = w
+        .chunks(d)
+        .map(|r| r.iter().map(|x| x * x).sum::<f32>().sqrt())
+        .collect();
+    let used: Vec<f32> = norms.iter().copied().filter(|&n| n > 0.0).collect();
+    let mean = used.iter().sum::<f32>() / used.len().max(1) as f32;
+    if mean > 0.0 {
+        w.iter_mut().for_each(|x| *x /= mean);
+    }
+    dev.tensor_from_vec(w, (v, d))
+}

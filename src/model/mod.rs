@@ -1,0 +1,127 @@
+//! Networks on dfdx tensors with sizes chosen at run time.
+//!
+//! dfdx 0.13's built-in layers fix their sizes at compile time; a YAML file chooses sizes at
+//! run time. So layers here are written directly with tensor ops over `(usize, usize)` shapes
+//! (measured at the same speed as the built-in layers, see ../shared/design/engine-notes.md).
+//! The price is our own parameter list ([`Params`]) for the optimiser, for saving (safetensors)
+//! and for freezing.
+//!
+//! Gradient plumbing, the one subtle part: every parameter that should learn enters the graph
+//! as `p.retaped::<Tp>()` (same tensor id, a fresh tape that the first binary op merges). A
+//! parameter used without a tape gets no gradient — that is how freezing works: frozen
+//! parameters are used untaped and never handed to the optimiser, so they cannot drift (not even
+//! through decoupled weight decay).
+
+pub mod adam;
+pub mod bag;
+pub mod cbow;
+pub mod classifier;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use dfdx::prelude::*;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+pub type Dev = Cpu;
+pub type T2 = Tensor<(usize, usize), f32, Dev>;
+pub type Tp = OwnedTape<f32, Dev>;
+
+/// Named 2-D parameters (vectors are stored as 1 × n).
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    pub tensors: BTreeMap<String, T2>,
+}
+
+impl Params {
+    pub fn get(&self, name: &str) -> Result<&T2> {
+        self.tensors
+            .get(name)
+            .ok_or_else(|| anyhow!("model has no parameter `{name}`"))
+    }
+
+    pub fn count(&self) -> usize {
+        self.tensors
+            .values()
+            .map(|t| t.shape().0 * t.shape().1)
+            .sum()
+    }
+
+    /// Saves as safetensors (f32, row-major), loadable by Python's `safetensors`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let data: Vec<(String, Vec<u8>, Vec<usize>)> = self
+            .tensors
+            .iter()
+            .map(|(k, t)| {
+                let bytes: Vec<u8> = t.as_vec().iter().flat_map(|x| x.to_le_bytes()).collect();
+                (k.clone(), bytes, vec![t.shape().0, t.shape().1])
+            })
+            .collect();
+        let views: Vec<(String, ::safetensors::tensor::TensorView)> = data
+            .iter()
+            .map(|(k, b, s)| {
+                Ok((
+                    k.clone(),
+                    ::safetensors::tensor::TensorView::new(
+                        ::safetensors::Dtype::F32,
+                        s.clone(),
+                        b,
+                    )?,
+                ))
+            })
+            .collect::<Result<_, ::safetensors::SafeTensorError>>()
+            .map_err(|e| anyhow!("{e:?}"))?;
+        ::safetensors::serialize_to_file(views, &None, path)
+            .map_err(|e| anyhow!("cannot write {}: {e:?}", path.display()))
+    }
+
+    pub fn load(dev: &Dev, path: &Path) -> Result<Params> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let st = ::safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| anyhow!("{}: not a safetensors file: {e:?}", path.display()))?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != ::safetensors::Dtype::F32 || view.shape().len() != 2 {
+                bail!(
+                    "{}: tensor `{name}` is not a 2-D f32 tensor",
+                    path.display()
+                );
+            }
+            let v: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let shape = (view.shape()[0], view.shape()[1]);
+            tensors.insert(name, dev.tensor_from_vec(v, shape));
+        }
+        Ok(Params { tensors })
+    }
+}
+
+/// A tensor of `rows × cols` drawn uniformly from ±`scale` with a seeded generator (so
+/// initialisation does not depend on dfdx's own RNG or on thread count).
+pub fn uniform(dev: &Dev, rng: &mut ChaCha8Rng, rows: usize, cols: usize, scale: f32) -> T2 {
+    let v: Vec<f32> = (0..rows * cols)
+        .map(|_| rng.gen_range(-scale..=scale))
+        .collect();
+    dev.tensor_from_vec(v, (rows, cols))
+}
+
+pub fn zeros(dev: &Dev, rows: usize, cols: usize) -> T2 {
+    dev.tensor_from_vec(vec![0.0; rows * cols], (rows, cols))
+}
+
+/// Fails with a clear message when a loss is not finite (then nothing is cached).
+pub fn check_finite(loss: f32, what: &str, epoch: usize) -> Result<()> {
+    if !loss.is_finite() {
+        bail!(
+            "{what} loss became {loss} in epoch {} — training diverged; lower the learning rate (`lr`) or check the data",
+            epoch + 1
+        );
+    }
+    Ok(())
+}

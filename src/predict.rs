@@ -1,0 +1,102 @@
+//! Using a trained model on new text: `warmstart predict` and `warmstart export`.
+//!
+//! A model folder (a finetune/feature-extract artefact, or an exported copy) holds everything
+//! needed: `tokenizer.json`, `model.json` (sizes, labels, how to pad) and `model.safetensors`.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use serde::Serialize;
+use tokenizers::Tokenizer;
+
+use crate::model::classifier::Classifier;
+use crate::model::Dev;
+use crate::seqfile::Padded;
+use crate::stages::classify::load_model;
+use crate::stages::tokenize::{CLS_ID, PAD_ID};
+
+/// The files of a self-contained model folder.
+pub const MODEL_FILES: [&str; 4] = [
+    "model.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "history.json",
+];
+
+pub struct Predictor {
+    dev: Dev,
+    model: Classifier,
+    tokenizer: Tokenizer,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Prediction {
+    pub text: String,
+    pub label: String,
+    pub probabilities: Vec<(String, f32)>,
+}
+
+impl Predictor {
+    pub fn from_dir(dir: &Path) -> Result<Predictor> {
+        let dev = Dev::default();
+        let model = load_model(&dev, dir)?;
+        let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| anyhow!("cannot load {}: {e}", dir.join("tokenizer.json").display()))?;
+        Ok(Predictor {
+            dev,
+            model,
+            tokenizer,
+        })
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.model.cfg.labels
+    }
+
+    pub fn predict(&self, texts: &[String]) -> Result<Vec<Prediction>> {
+        let shape = self.model.cfg.shape;
+        let l = shape.max_len;
+        let mut data = Padded {
+            len: l,
+            ids: vec![PAD_ID; texts.len() * l],
+            mask: vec![0; texts.len() * l],
+            labels: vec![0; texts.len()],
+        };
+        for (i, t) in texts.iter().enumerate() {
+            let enc = self
+                .tokenizer
+                .encode_fast(t.as_str(), false)
+                .map_err(|e| anyhow!("cannot tokenize: {e}"))?;
+            shape.pad_into(
+                enc.get_ids(),
+                CLS_ID,
+                &mut data.ids[i * l..(i + 1) * l],
+                &mut data.mask[i * l..(i + 1) * l],
+            );
+        }
+        let probs = self.model.predict_proba(&self.dev, &data)?;
+        Ok(texts
+            .iter()
+            .zip(probs)
+            .map(|(t, p)| {
+                let best = crate::metrics::argmax(&p);
+                Prediction {
+                    text: t.clone(),
+                    label: self.model.cfg.labels[best].clone(),
+                    probabilities: self.model.cfg.labels.iter().cloned().zip(p).collect(),
+                }
+            })
+            .collect())
+    }
+}
+
+/// Copies a model folder to `out` (created if needed), file by file via temp names.
+pub fn export(src: &Path, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for f in MODEL_FILES {
+        let bytes = std::fs::read(src.join(f))
+            .with_context(|| format!("cannot read {}", src.join(f).display()))?;
+        crate::store::write_atomic(&out.join(f), &bytes)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! What the classifier stages (`finetune`, `feature-extract`, `evaluate`) share: reading a pad
+//! artefact's datasets, the label budget, and the model artefact's layout.
+//!
+//! Model artefact (written by finetune and feature-extract, read by evaluate, `predict` and
+//! `export`): `model.safetensors`, `model.json` ([`ModelConfig`]), `tokenizer.json`,
+//! `history.json` (per-epoch training loss and dev metrics).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::pad::{read_pad_meta, PadMeta};
+use crate::model::classifier::{Classifier, EpochLog, ModelConfig};
+use crate::model::{Dev, Params};
+use crate::seqfile::{read_padded, Padded};
+
+/// Reads dataset `name` of a pad artefact, which must be labelled.
+pub fn labelled(src: &Path, meta: &PadMeta, stage: &str, name: &str) -> Result<Padded> {
+    let Some(stats) = meta.tok.datasets.get(name) else {
+        bail!(
+            "stage `{stage}` has no dataset `{name}`; it has: {}",
+            meta.tok
+                .datasets
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    if !stats.labelled {
+        bail!("dataset `{name}` has no labels (declare its `label` column in the spec)");
+    }
+    read_padded(&src.join(format!("{name}.pad")))
+}
+
+pub fn pad_meta(src: &Path) -> Result<PadMeta> {
+    read_pad_meta(src)
+}
+
+/// A deterministic stratified subset of `n` rows (the label budget): each class keeps its
+/// share (at least one row where possible), rows drawn with a seeded shuffle.
+pub fn subset(data: &Padded, n: usize, classes: usize, seed: u64) -> Result<Padded> {
+    let total = data.rows();
+    if n > total {
+        bail!("train_size {n} is larger than the training set ({total} rows); use a smaller train_size or omit it to use all rows");
+    }
+    if n == total {
+        return Ok(data.clone());
+    }
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &l) in data.labels.iter().enumerate() {
+        by_class[l as usize].push(i);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ab5e7);
+    for c in by_class.iter_mut() {
+        c.shuffle(&mut rng);
+    }
+    // Largest-remainder allocation of n over classes by their share.
+    let mut take: Vec<usize> = by_class.iter().map(|c| c.len() * n / total).collect();
+    for (t, c) in take.iter_mut().zip(&by_class) {
+        if *t == 0 && !c.is_empty() && n >= classes {
+            *t = 1;
+        }
+    }
+    let mut rem: Vec<(usize, usize)> = by_class
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((c.len() * n) % total, i))
+        .collect();
+    rem.sort_by(|a, b| b.cmp(a));
+    let mut k = 0;
+    while take.iter().sum::<usize>() < n {
+        let i = rem[k % rem.len()].1;
+        if take[i] < by_class[i].len() {
+            take[i] += 1;
+        }
+        k += 1;
+    }
+    while take.iter().sum::<usize>() > n {
+        let i = (0..classes).max_by_key(|&i| take[i]).unwrap_or(0);
+        take[i] -= 1;
+    }
+    let mut rows: Vec<usize> = by_class
+        .iter()
+        .zip(&take)
+        .flat_map(|(c, &t)| c[..t].iter().copied())
+        .collect();
+    rows.sort_unstable();
+    let l = data.len;
+    let mut out = Padded {
+        len: l,
+        ids: Vec::new(),
+        mask: Vec::new(),
+        labels: Vec::new(),
+    };
+    for &r in &rows {
+        out.ids.extend_from_slice(data.row(r));
+        out.mask.extend_from_slice(data.mask_row(r));
+        out.labels.push(data.labels[r]);
+    }
+    Ok(out)
+}
+
+/// Fails when evaluation data has labels the training data never shows.
+pub fn check_labels_seen(
+    train: &Padded,
+    other: &Padded,
+    other_name: &str,
+    labels: &[String],
+) -> Result<()> {
+    let mut seen = vec![false; labels.len()];
+    train.labels.iter().for_each(|&l| seen[l as usize] = true);
+    let unseen: Vec<&str> = other
+        .labels
+        .iter()
+        .filter(|&&l| !seen[l as usize])
+        .map(|&l| labels[l as usize].as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !unseen.is_empty() {
+        bail!(
+            "dataset `{other_name}` has labels that the training data never shows: {}",
+            unseen.join(", ")
+        );
+    }
+    Ok(())
+}
+
+pub fn config_from(
+    meta: &PadMeta,
+    encoder: crate::model::classifier::EncoderSpec,
+    pooling: crate::model::bag::Pooling,
+    hidden: usize,
+) -> ModelConfig {
+    ModelConfig {
+        encoder,
+        vocab_size: meta.tok.vocab_size,
+        pooling,
+        hidden,
+        labels: meta.tok.labels.clone(),
+        shape: crate::stages::pad::Shape {
+            max_len: meta.max_len,
+            add_cls: meta.add_cls,
+            padding: meta.padding,
+            truncating: meta.truncating,
+        },
+    }
+}
+
+pub fn save_model(out: &Path, src: &Path, model: &Classifier, history: &[EpochLog]) -> Result<()> {
+    model.params.save(&out.join("model.safetensors"))?;
+    std::fs::write(
+        out.join("model.json"),
+        serde_json::to_vec_pretty(&model.cfg)?,
+    )?;
+    std::fs::write(
+        out.join("history.json"),
+        serde_json::to_vec_pretty(history)?,
+    )?;
+    std::fs::copy(src.join("tokenizer.json"), out.join("tokenizer.json"))
+        .context("copying tokenizer.json")?;
+    Ok(())
+}
+
+pub fn load_model(dev: &Dev, dir: &Path) -> Result<Classifier> {
+    let p = dir.join("model.json");
+    let cfg: ModelConfig = serde_json::from_slice(
+        &std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
+    )
+    .with_context(|| format!("{} is not a warmstart model config", p.display()))?;
+    let params = Params::load(dev, &dir.join("model.safetensors"))?;
+    Ok(Classifier { cfg, params })
+}

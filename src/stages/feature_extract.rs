@@ -1,0 +1,172 @@
+//! `feature-extract`: the frozen-encoder recipe. The pretrained encoder runs once over the
+//! training rows (no gradient tape) and a head — logistic regression or a small MLP — is
+//! trained on the pooled features (`mean`, `max`, or `concat` = ULMFiT's [mean; max]).
+//! Writes the same model artefact as `finetune`, so `evaluate` and `predict` treat both alike.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::classify::{self, check_labels_seen, config_from, labelled, save_model, subset};
+use super::finetune::check_training;
+use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
+use crate::model::bag::Pooling;
+use crate::model::classifier::{Classifier, TrainSettings};
+use crate::model::{Dev, Params};
+
+pub const KIND: Kind = Kind {
+    name: "feature-extract",
+    version: 1,
+    summary: "frozen pretrained encoder + a trained head on pooled features",
+    parse: super::parse_as::<FeatureExtract>,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Head {
+    #[default]
+    Logistic,
+    Mlp,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureExtract {
+    pub from: String,
+    /// The pretrain stage whose encoder is used, frozen.
+    pub encoder: String,
+    pub train: String,
+    #[serde(default)]
+    pub dev: Option<String>,
+    #[serde(default)]
+    pub pooling: Pooling,
+    #[serde(default)]
+    pub head: Head,
+    #[serde(default = "d_hidden")]
+    pub hidden: usize,
+    #[serde(default)]
+    pub train_size: Option<usize>,
+    #[serde(default = "d_epochs")]
+    pub epochs: usize,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    #[serde(default = "d_lr")]
+    pub lr: f32,
+    #[serde(default = "d_patience")]
+    pub patience: usize,
+}
+
+fn d_hidden() -> usize {
+    64
+}
+fn d_epochs() -> usize {
+    30
+}
+fn d_batch() -> usize {
+    32
+}
+fn d_lr() -> f32 {
+    2e-2
+}
+fn d_patience() -> usize {
+    5
+}
+
+impl Stage for FeatureExtract {
+    fn inputs(&self) -> Vec<InputRef> {
+        vec![
+            InputRef {
+                field: "from".into(),
+                name: self.from.clone(),
+                want: Want::Stage(&["pad"]),
+            },
+            InputRef {
+                field: "encoder".into(),
+                name: self.encoder.clone(),
+                want: Want::Stage(&["pretrain"]),
+            },
+        ]
+    }
+
+    fn params(&self) -> serde_json::Value {
+        params_of(self)
+    }
+
+    fn uses_seed(&self) -> bool {
+        true
+    }
+
+    fn check(&self) -> Vec<(String, String)> {
+        let mut v = check_training(self.epochs, self.batch_size, self.lr, self.train_size);
+        if self.head == Head::Mlp && !(1..=65536).contains(&self.hidden) {
+            v.push((
+                "hidden".into(),
+                "hidden is out of range: expected 1..=65536".into(),
+            ));
+        }
+        v
+    }
+
+    fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
+        let src = ctx.artefact(&self.from)?;
+        let meta = classify::pad_meta(src)?;
+        let dev = Dev::seed_from_u64(ctx.seed);
+        let full = labelled(src, &meta, &self.from, &self.train)?;
+        let train = match self.train_size {
+            Some(n) => subset(&full, n, meta.tok.labels.len(), ctx.seed)?,
+            None => full,
+        };
+        let devset = match &self.dev {
+            Some(d) => {
+                let p = labelled(src, &meta, &self.from, d)?;
+                check_labels_seen(&train, &p, d, &meta.tok.labels)?;
+                Some(p)
+            }
+            None => None,
+        };
+        let dir = ctx.artefact(&self.encoder)?;
+        let pre: super::pretrain::PretrainConfig =
+            serde_json::from_slice(&std::fs::read(dir.join("encoder.json"))?)?;
+        let emb = Params::load(&dev, &dir.join("encoder.safetensors"))?
+            .get("encoder.embedding")?
+            .clone();
+        let hidden = if self.head == Head::Mlp {
+            self.hidden
+        } else {
+            0
+        };
+        let cfg = config_from(&meta, pre.encoder, self.pooling, hidden);
+        let mut model = Classifier::new(&dev, cfg, Some(emb), ctx.seed)?;
+        let trainable: Vec<String> = model
+            .params
+            .tensors
+            .keys()
+            .filter(|k| k.starts_with("head."))
+            .cloned()
+            .collect();
+        let settings = TrainSettings {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            weight_decay: 0.0,
+            warmup: 0.0,
+            decay: false,
+            patience: if devset.is_some() { self.patience } else { 0 },
+            seed: ctx.seed,
+            trainable,
+            encoder_lr_scale: 0.0,
+        };
+        let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.progress)?;
+        save_model(ctx.out, src, &model, &history)?;
+        Ok(Outcome {
+            summary: format!(
+                "{} rows, {} epochs, head {:?}, pooling {:?}",
+                train.rows(),
+                history.len(),
+                self.head,
+                self.pooling
+            )
+            .to_lowercase(),
+            metrics: None,
+        })
+    }
+}

@@ -1,0 +1,282 @@
+//! `finetune`: trains a classifier — encoder and head — on a labelled dataset, the encoder
+//! initialised from a `pretrain` stage or at random (`init: random`, the from-scratch control).
+//!
+//! `freeze: embeddings|encoder` keeps the pretrained part fixed (it is then run once, without
+//! a gradient tape); `encoder_lr_scale` gives the encoder its own, usually smaller, learning
+//! rate (ULMFiT's discriminative rates). `train_size: N` trains on a deterministic stratified
+//! subset of N rows: the label budget. Early stopping keeps the best dev-accuracy epoch.
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+use super::classify::{self, check_labels_seen, config_from, labelled, save_model, subset};
+use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
+use crate::model::bag::Pooling;
+use crate::model::classifier::{Classifier, EncoderSpec, TrainSettings};
+use crate::model::{Dev, Params};
+
+pub const KIND: Kind = Kind {
+    name: "finetune",
+    version: 1,
+    summary: "train a classifier (encoder + head), from a pretrained encoder or from scratch",
+    parse: super::parse_as::<Finetune>,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Freeze {
+    #[default]
+    None,
+    Embeddings,
+    Encoder,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    #[default]
+    Adam,
+    Adamw,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finetune {
+    /// The pad stage with the labelled datasets.
+    pub from: String,
+    pub train: String,
+    #[serde(default)]
+    pub dev: Option<String>,
+    /// `random` or the name of a pretrain stage.
+    #[serde(default = "d_init")]
+    pub init: String,
+    #[serde(default)]
+    pub encoder: EncoderSpec,
+    #[serde(default)]
+    pub freeze: Freeze,
+    #[serde(default)]
+    pub pooling: Pooling,
+    /// Hidden width of an MLP head; 0 = a linear (logistic-regression) head.
+    #[serde(default)]
+    pub hidden: usize,
+    #[serde(default)]
+    pub train_size: Option<usize>,
+    #[serde(default = "d_epochs")]
+    pub epochs: usize,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    #[serde(default = "d_lr")]
+    pub lr: f32,
+    #[serde(default = "d_one")]
+    pub encoder_lr_scale: f32,
+    #[serde(default)]
+    pub optimizer: Optimizer,
+    #[serde(default)]
+    pub weight_decay: f32,
+    /// Share of steps with a linear warm-up.
+    #[serde(default = "d_warmup")]
+    pub warmup: f32,
+    /// Linear decay of the learning rate to 0 after warm-up.
+    #[serde(default = "d_true")]
+    pub decay: bool,
+    /// Early stopping: epochs without a better dev accuracy (0 = off).
+    #[serde(default = "d_patience")]
+    pub patience: usize,
+}
+
+fn d_init() -> String {
+    "random".into()
+}
+fn d_epochs() -> usize {
+    10
+}
+fn d_batch() -> usize {
+    32
+}
+fn d_lr() -> f32 {
+    1e-2
+}
+fn d_one() -> f32 {
+    1.0
+}
+fn d_warmup() -> f32 {
+    0.1
+}
+fn d_true() -> bool {
+    true
+}
+fn d_patience() -> usize {
+    3
+}
+
+/// Range checks shared with feature-extract.
+pub fn check_training(
+    epochs: usize,
+    batch: usize,
+    lr: f32,
+    train_size: Option<usize>,
+) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    if !(1..=10000).contains(&epochs) {
+        v.push((
+            "epochs".into(),
+            "epochs is out of range: expected 1..=10000".into(),
+        ));
+    }
+    if !(1..=65536).contains(&batch) {
+        v.push((
+            "batch_size".into(),
+            "batch_size is out of range: expected 1..=65536".into(),
+        ));
+    }
+    if !(lr > 0.0 && lr.is_finite()) {
+        v.push(("lr".into(), "lr must be a positive number".into()));
+    }
+    if train_size == Some(0) {
+        v.push((
+            "train_size".into(),
+            "train_size must be at least 1 (omit it to use every row)".into(),
+        ));
+    }
+    v
+}
+
+impl Stage for Finetune {
+    fn inputs(&self) -> Vec<InputRef> {
+        let mut v = vec![InputRef {
+            field: "from".into(),
+            name: self.from.clone(),
+            want: Want::Stage(&["pad"]),
+        }];
+        if self.init != "random" {
+            v.push(InputRef {
+                field: "init".into(),
+                name: self.init.clone(),
+                want: Want::Stage(&["pretrain"]),
+            });
+        }
+        v
+    }
+
+    fn params(&self) -> serde_json::Value {
+        params_of(self)
+    }
+
+    fn uses_seed(&self) -> bool {
+        true
+    }
+
+    fn check(&self) -> Vec<(String, String)> {
+        let mut v = self.encoder.problems();
+        v.extend(check_training(
+            self.epochs,
+            self.batch_size,
+            self.lr,
+            self.train_size,
+        ));
+        if self.init == "random" && self.freeze != Freeze::None {
+            v.push(("freeze".into(), "freezing a randomly initialised encoder makes no sense; use `freeze: none` or `init: <pretrain stage>`".into()));
+        }
+        if !(0.0..1.0).contains(&self.warmup) {
+            v.push((
+                "warmup".into(),
+                "warmup is a share of all steps: expected [0, 1)".into(),
+            ));
+        }
+        if !(self.encoder_lr_scale >= 0.0 && self.encoder_lr_scale.is_finite()) {
+            v.push((
+                "encoder_lr_scale".into(),
+                "encoder_lr_scale must be ≥ 0".into(),
+            ));
+        }
+        if self.hidden > 65536 {
+            v.push((
+                "hidden".into(),
+                "hidden is out of range: expected 0..=65536".into(),
+            ));
+        }
+        v
+    }
+
+    fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
+        let src = ctx.artefact(&self.from)?;
+        let meta = classify::pad_meta(src)?;
+        let dev = Dev::seed_from_u64(ctx.seed);
+        let full = labelled(src, &meta, &self.from, &self.train)?;
+        let train = match self.train_size {
+            Some(n) => subset(&full, n, meta.tok.labels.len(), ctx.seed)?,
+            None => full,
+        };
+        let devset = match &self.dev {
+            Some(d) => {
+                let p = labelled(src, &meta, &self.from, d)?;
+                check_labels_seen(&train, &p, d, &meta.tok.labels)?;
+                Some(p)
+            }
+            None => None,
+        };
+        let embedding = if self.init == "random" {
+            None
+        } else {
+            let dir = ctx.artefact(&self.init)?;
+            let pre: super::pretrain::PretrainConfig =
+                serde_json::from_slice(&std::fs::read(dir.join("encoder.json"))?)?;
+            if pre.encoder != self.encoder {
+                bail!(
+                    "encoder {:?} does not match the pretrained encoder {:?} of stage `{}`; set `encoder` to the same type and dim",
+                    self.encoder,
+                    pre.encoder,
+                    self.init
+                );
+            }
+            let p = Params::load(&dev, &dir.join("encoder.safetensors"))?;
+            Some(p.get("encoder.embedding")?.clone())
+        };
+        let cfg = config_from(&meta, self.encoder.clone(), self.pooling, self.hidden);
+        let mut model = Classifier::new(&dev, cfg, embedding, ctx.seed)?;
+        let mut trainable: Vec<String> = model
+            .params
+            .tensors
+            .keys()
+            .filter(|k| k.starts_with("head."))
+            .cloned()
+            .collect();
+        if self.freeze == Freeze::None {
+            trainable.push("encoder.embedding".into());
+        }
+        let settings = TrainSettings {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            weight_decay: if self.optimizer == Optimizer::Adamw {
+                self.weight_decay
+            } else {
+                0.0
+            },
+            warmup: self.warmup,
+            decay: self.decay,
+            patience: if devset.is_some() { self.patience } else { 0 },
+            seed: ctx.seed,
+            trainable,
+            encoder_lr_scale: self.encoder_lr_scale,
+        };
+        let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.progress)?;
+        save_model(ctx.out, src, &model, &history)?;
+        let last = history.last();
+        Ok(Outcome {
+            summary: format!(
+                "{} rows, {} epochs, train loss {:.3}{}",
+                train.rows(),
+                history.len(),
+                last.map(|h| h.train_loss).unwrap_or(f64::NAN),
+                history
+                    .iter()
+                    .filter_map(|h| h.dev_accuracy)
+                    .reduce(f64::max)
+                    .map(|a| format!(", best dev accuracy {:.3}", a))
+                    .unwrap_or_default()
+            ),
+            metrics: None,
+        })
+    }
+}
