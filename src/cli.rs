@@ -184,12 +184,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             format,
             sets,
         } => predict(&cli.workspace, args, model, input, format, &sets),
-        Command::Export {
-            spec,
-            stage,
-            out,
-            sets,
-        } => {
+        Command::Export { spec, stage, out, sets } => {
             let dir = trained_model_dir(&cli.workspace, &spec, &stage, &sets)?;
             crate::predict::export(&dir, &out)?;
             println!("exported `{stage}` to {}", out.display());
@@ -207,9 +202,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
 }
 
 fn default_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 fn run(
@@ -236,20 +229,14 @@ fn run(
     }
     // One thread count for the whole process: data-parallel work inside stages (rayon) uses it,
     // and results depend on it only through floating-point summation order.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build_global();
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs).build_global();
     let ws = Workspace::open(workspace)?;
     let reporter = Reporter::new();
     let _lock = ws.lock(|holder| {
         reporter.line(&format!(
             "waiting for another warmstart run on workspace {} to finish ({})",
             workspace.display(),
-            if holder.is_empty() {
-                "unknown process"
-            } else {
-                holder
-            }
+            if holder.is_empty() { "unknown process" } else { holder }
         ))
     })?;
     let plan = plan::plan(&spec, &ws)?;
@@ -273,10 +260,7 @@ fn run(
                 Status::Skipped => "skipped",
             };
             let detail = s.error.clone().unwrap_or_else(|| s.summary.clone());
-            println!(
-                "{:<20} {:<8} {:>8.2}s  {}",
-                s.name, status, s.seconds, detail
-            );
+            println!("{:<20} {:<8} {:>8.2}s  {}", s.name, status, s.seconds, detail);
         }
         println!(
             "{}: {} in {:.2}s",
@@ -321,12 +305,7 @@ fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: bool) -> Re
 }
 
 /// The store folder of a trained model stage of a spec; fails if it is not trained yet.
-fn trained_model_dir(
-    workspace: &Path,
-    spec_path: &Path,
-    stage: &str,
-    sets: &[String],
-) -> Result<PathBuf, Failure> {
+fn trained_model_dir(workspace: &Path, spec_path: &Path, stage: &str, sets: &[String]) -> Result<PathBuf, Failure> {
     let spec = Spec::load(spec_path, sets)?;
     let Some(s) = spec.stage(stage) else {
         let names: Vec<&str> = spec.stages.iter().map(|s| s.name.as_str()).collect();
@@ -337,15 +316,14 @@ fn trained_model_dir(
         )));
     };
     if !["finetune", "feature-extract"].contains(&s.kind.name) {
-        return Err(Failure::Usage(format!("error: stage `{stage}` is a `{}` stage; predict and export need a finetune or feature-extract stage", s.kind.name)));
+        return Err(Failure::Usage(format!(
+            "error: stage `{stage}` is a `{}` stage; predict and export need a finetune or feature-extract stage",
+            s.kind.name
+        )));
     }
     let ws = Workspace::open(workspace)?;
     let plan = plan::plan(&spec, &ws)?;
-    let p = plan
-        .stages
-        .iter()
-        .find(|p| p.name == stage)
-        .expect("stage exists");
+    let p = plan.stages.iter().find(|p| p.name == stage).expect("stage exists");
     if !p.fresh {
         return Err(Failure::Failed(format!(
             "error: stage `{stage}` has no trained model for this spec yet ({}); run `warmstart run {}` first",
@@ -377,8 +355,7 @@ fn predict(
         }
     };
     if let Some(f) = input {
-        let fmt = crate::dataset::Format::from_extension(&f.to_string_lossy())
-            .unwrap_or(crate::dataset::Format::Txt);
+        let fmt = crate::dataset::Format::from_extension(&f.to_string_lossy()).unwrap_or(crate::dataset::Format::Txt);
         let ds = crate::dataset::DatasetSpec {
             name: "input".into(),
             path: f.clone(),
@@ -387,11 +364,7 @@ fn predict(
             text: "text".into(),
             label: None,
         };
-        texts.extend(
-            ds.read()
-                .map_err(|e| Failure::Usage(format!("error: {e}")))?
-                .texts,
-        );
+        texts.extend(ds.read().map_err(|e| Failure::Usage(format!("error: {e}")))?.texts);
     }
     if texts.is_empty() {
         return Err(Failure::Usage(
@@ -406,10 +379,7 @@ fn predict(
                 .iter()
                 .map(|r| json!({"text": r.text, "label": r.label, "probabilities": r.probabilities.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()}))
                 .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?
-            );
+            println!("{}", serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?);
         }
         OutFormat::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout());

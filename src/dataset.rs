@@ -52,10 +52,7 @@ impl Format {
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("{path}: cannot open: {source}")]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Open { path: PathBuf, source: std::io::Error },
     #[error("{path}: column `{column}` not found; columns found: {found}")]
     MissingColumn {
         path: PathBuf,
@@ -63,11 +60,7 @@ pub enum DataError {
         found: String,
     },
     #[error("{path}:{line}: {message}")]
-    Row {
-        path: PathBuf,
-        line: u64,
-        message: String,
-    },
+    Row { path: PathBuf, line: u64, message: String },
     #[error("{path}: the file is empty (no {what})")]
     Empty { path: PathBuf, what: &'static str },
 }
@@ -153,21 +146,14 @@ impl DatasetSpec {
             path: self.path.clone(),
             source,
         })?;
-        let delim = if self.format == Format::Tsv {
-            b'\t'
-        } else {
-            b','
-        };
+        let delim = if self.format == Format::Tsv { b'\t' } else { b',' };
         Ok(csv::ReaderBuilder::new()
             .delimiter(delim)
             .flexible(false)
             .from_reader(f))
     }
 
-    fn column_indices(
-        &self,
-        headers: &csv::StringRecord,
-    ) -> Result<(usize, Option<usize>), DataError> {
+    fn column_indices(&self, headers: &csv::StringRecord) -> Result<(usize, Option<usize>), DataError> {
         let find = |col: &str| -> Result<usize, DataError> {
             headers
                 .iter()
@@ -175,11 +161,7 @@ impl DatasetSpec {
                 .ok_or_else(|| DataError::MissingColumn {
                     path: self.path.clone(),
                     column: col.to_string(),
-                    found: headers
-                        .iter()
-                        .map(|h| format!("`{h}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    found: headers.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", "),
                 })
         };
         let t = find(&self.text)?;
@@ -206,18 +188,14 @@ impl DatasetSpec {
                 Err(e) => return Err(csv_error(&self.path, e)),
             }
             let line = record.position().map(|p| p.line()).unwrap_or(0);
-            rows.texts
-                .push(record.get(ti).unwrap_or_default().to_string());
+            rows.texts.push(record.get(ti).unwrap_or_default().to_string());
             if let (Some(li), Some(labels)) = (li, rows.labels.as_mut()) {
                 let label = record.get(li).unwrap_or_default().trim();
                 if label.is_empty() {
                     return Err(DataError::Row {
                         path: self.path.clone(),
                         line,
-                        message: format!(
-                            "empty label in column `{}`",
-                            self.label.as_deref().unwrap_or_default()
-                        ),
+                        message: format!("empty label in column `{}`", self.label.as_deref().unwrap_or_default()),
                     });
                 }
                 labels.push(label.to_string());
@@ -227,35 +205,42 @@ impl DatasetSpec {
     }
 
     fn read_txt(&self) -> Result<Rows, DataError> {
-        let mut f = File::open(&self.path).map_err(|source| DataError::Open {
-            path: self.path.clone(),
-            source,
-        })?;
-        let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes)
-            .map_err(|source| DataError::Open {
+        let files = if self.path.is_dir() {
+            text_files(&self.path).map_err(|source| DataError::Open {
                 path: self.path.clone(),
                 source,
+            })?
+        } else {
+            vec![self.path.clone()]
+        };
+        let mut texts = Vec::new();
+        for path in files {
+            let mut f = File::open(&path).map_err(|source| DataError::Open {
+                path: path.clone(),
+                source,
             })?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let line = good.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-            DataError::Row {
-                path: self.path.clone(),
-                line,
-                message: "text is not valid UTF-8 (re-encode the file as UTF-8)".into(),
-            }
-        })?;
-        let texts = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect();
-        Ok(Rows {
-            texts,
-            labels: None,
-        })
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes).map_err(|source| DataError::Open {
+                path: path.clone(),
+                source,
+            })?;
+            let text = String::from_utf8(bytes).map_err(|e| {
+                let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                let line = good.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+                DataError::Row {
+                    path: path.clone(),
+                    line,
+                    message: "text is not valid UTF-8 (re-encode the file as UTF-8)".into(),
+                }
+            })?;
+            texts.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        Ok(Rows { texts, labels: None })
     }
 
     fn read_jsonl(&self) -> Result<Rows, DataError> {
@@ -297,8 +282,7 @@ impl DatasetSpec {
             line: lineno,
             message,
         };
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| row_err(format!("invalid JSON: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| row_err(format!("invalid JSON: {e}")))?;
         let obj = v
             .as_object()
             .ok_or_else(|| row_err("expected a JSON object per line".into()))?;
@@ -313,11 +297,7 @@ impl DatasetSpec {
                 None => Err(DataError::MissingColumn {
                     path: self.path.clone(),
                     column: name.to_string(),
-                    found: obj
-                        .keys()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    found: obj.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
                 }),
             }
         };
@@ -333,12 +313,8 @@ impl DatasetSpec {
 fn csv_error(path: &Path, e: csv::Error) -> DataError {
     let line = e.position().map(|p| p.line()).unwrap_or(0);
     let message = match e.kind() {
-        csv::ErrorKind::Utf8 { .. } => {
-            "text is not valid UTF-8 (re-encode the file as UTF-8)".to_string()
-        }
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => {
+        csv::ErrorKind::Utf8 { .. } => "text is not valid UTF-8 (re-encode the file as UTF-8)".to_string(),
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("row has {len} fields but the header has {expected_len} (a ragged row; check quoting)")
         }
         _ => e.to_string(),
@@ -357,4 +333,22 @@ pub fn sort_labels(labels: &mut [String]) {
     } else {
         labels.sort();
     }
+}
+
+/// The `.txt`/`.tokens` files under a folder (recursively), sorted, for folder datasets.
+pub fn text_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("txt" | "tokens")) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }

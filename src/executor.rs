@@ -77,13 +77,7 @@ pub fn run(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options) -> RunRepor
     let t0 = Instant::now();
     let n = spec.stages.len();
     let waiting: Vec<usize> = (0..n).map(|i| plan.dag.upstream(i).len()).collect();
-    let ready: VecDeque<usize> = plan
-        .dag
-        .order
-        .iter()
-        .copied()
-        .filter(|&i| waiting[i] == 0)
-        .collect();
+    let ready: VecDeque<usize> = plan.dag.order.iter().copied().filter(|&i| waiting[i] == 0).collect();
     let sched = Mutex::new(Sched {
         waiting,
         ready,
@@ -119,8 +113,7 @@ pub fn run(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options) -> RunRepor
                 },
             );
             if let Err(e) = ws.save_state(&spec.name, &st) {
-                opts.reporter
-                    .line(&format!("warning: cannot save run state: {e:#}"));
+                opts.reporter.line(&format!("warning: cannot save run state: {e:#}"));
             }
         }
         let mut g = sched.lock().unwrap_or_else(|e| e.into_inner());
@@ -146,17 +139,10 @@ pub fn run(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options) -> RunRepor
 
     let g = sched.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut results: Vec<Option<StageReport>> = g.results;
-    let stages: Vec<StageReport> = plan
-        .dag
-        .order
-        .iter()
-        .filter_map(|&i| results[i].take())
-        .collect();
+    let stages: Vec<StageReport> = plan.dag.order.iter().filter_map(|&i| results[i].take()).collect();
     RunReport {
         pipeline: spec.name.clone(),
-        ok: stages
-            .iter()
-            .all(|s| matches!(s.status, Status::Ran | Status::Cached)),
+        ok: stages.iter().all(|s| matches!(s.status, Status::Ran | Status::Cached)),
         seconds: t0.elapsed().as_secs_f64(),
         jobs: opts.jobs,
         stages,
@@ -226,11 +212,8 @@ fn run_one(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options, i: usize) -
         }
     }
 
-    opts.reporter.line(&format!(
-        "{}: running ({})",
-        p.name,
-        report.reasons.join("; ")
-    ));
+    opts.reporter
+        .line(&format!("{}: running ({})", p.name, report.reasons.join("; ")));
     let progress = opts.reporter.stage(&p.name);
     let result = (|| -> anyhow::Result<EntryMeta> {
         let pending = ws.store.begin()?;
@@ -239,12 +222,7 @@ fn run_one(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options, i: usize) -
             let v = match inp.want {
                 Want::Dataset => Input::Dataset(spec.datasets[&inp.name].clone()),
                 Want::Stage(_) => {
-                    let key = &plan
-                        .stages
-                        .iter()
-                        .find(|q| q.name == inp.name)
-                        .expect("planned")
-                        .key;
+                    let key = &plan.stages.iter().find(|q| q.name == inp.name).expect("planned").key;
                     Input::Artefact(ws.store.files_dir(key))
                 }
             };
@@ -300,10 +278,8 @@ fn run_one(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options, i: usize) -
         Err(e) => {
             report.status = Status::Failed;
             report.error = Some(format!("{e:#}"));
-            opts.reporter.line(&format!(
-                "{}: FAILED after {:.2}s: {e:#}",
-                p.name, report.seconds
-            ));
+            opts.reporter
+                .line(&format!("{}: FAILED after {:.2}s: {e:#}", p.name, report.seconds));
         }
     }
     report

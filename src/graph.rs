@@ -164,10 +164,7 @@ fn cycle_errors(spec: &Spec, graph: &DiGraph<usize, ()>) -> Vec<SpecError> {
             .stage
             .inputs()
             .into_iter()
-            .find(|inp| {
-                path.get(1)
-                    .is_some_and(|&j| spec.stages[j].name == inp.name)
-            })
+            .find(|inp| path.get(1).is_some_and(|&j| spec.stages[j].name == inp.name))
             .map(|inp| format!("stages.{}.{}", first.name, inp.field))
             .unwrap_or_else(|| format!("stages.{}", first.name));
         out.push(spec.error_at(
@@ -188,10 +185,7 @@ pub fn mermaid(spec: &Spec) -> String {
         s.push_str(&format!("  {name}([{name}])\n"));
     }
     for st in &spec.stages {
-        s.push_str(&format!(
-            "  {}[\"{}<br/><i>{}</i>\"]\n",
-            st.name, st.name, st.kind.name
-        ));
+        s.push_str(&format!("  {}[\"{}<br/><i>{}</i>\"]\n", st.name, st.name, st.kind.name));
     }
     for st in &spec.stages {
         let mut seen = Vec::new();
@@ -207,10 +201,7 @@ pub fn mermaid(spec: &Spec) -> String {
 
 /// Renders the pipeline in Graphviz dot.
 pub fn dot(spec: &Spec) -> String {
-    let mut s = format!(
-        "digraph \"{}\" {{\n  rankdir=LR;\n",
-        spec.name.replace('"', "'")
-    );
+    let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n", spec.name.replace('"', "'"));
     for name in spec.datasets.keys() {
         s.push_str(&format!("  \"{name}\" [shape=cylinder];\n"));
     }

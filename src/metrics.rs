@@ -44,16 +44,8 @@ impl Metrics {
                 let tp = confusion[i][i] as f64;
                 let predicted: usize = (0..c).map(|r| confusion[r][i]).sum();
                 let support: usize = confusion[i].iter().sum();
-                let precision = if predicted == 0 {
-                    0.0
-                } else {
-                    tp / predicted as f64
-                };
-                let recall = if support == 0 {
-                    0.0
-                } else {
-                    tp / support as f64
-                };
+                let precision = if predicted == 0 { 0.0 } else { tp / predicted as f64 };
+                let recall = if support == 0 { 0.0 } else { tp / support as f64 };
                 let f1 = if precision + recall == 0.0 {
                     0.0
                 } else {
@@ -101,12 +93,7 @@ mod tests {
     #[test]
     fn metrics_by_hand() {
         let labels = vec!["a".to_string(), "b".to_string()];
-        let probs = vec![
-            vec![0.9, 0.1],
-            vec![0.2, 0.8],
-            vec![0.6, 0.4],
-            vec![0.3, 0.7],
-        ];
+        let probs = vec![vec![0.9, 0.1], vec![0.2, 0.8], vec![0.6, 0.4], vec![0.3, 0.7]];
         let m = Metrics::compute(&probs, &[0, 1, 1, 1], &labels);
         assert_eq!(m.confusion, vec![vec![1, 0], vec![1, 2]]);
         assert!((m.accuracy - 0.75).abs() < 1e-9);

@@ -153,10 +153,7 @@ fn plan_with(spec: &Spec, ws: &Workspace, hashes: &mut FileHashes) -> Result<Pla
     }
     Ok(Plan {
         dag,
-        stages: planned
-            .into_iter()
-            .map(|p| p.expect("every stage planned"))
-            .collect(),
+        stages: planned.into_iter().map(|p| p.expect("every stage planned")).collect(),
     })
 }
 
@@ -166,17 +163,15 @@ pub fn check_datasets(spec: &Spec) -> Result<(), SpecErrors> {
 }
 
 /// Keys of the datasets; checks files and columns first. Without `hashes`, only checks.
-fn dataset_keys(
-    spec: &Spec,
-    mut hashes: Option<&mut FileHashes>,
-) -> Result<BTreeMap<String, String>, SpecErrors> {
+fn dataset_keys(spec: &Spec, mut hashes: Option<&mut FileHashes>) -> Result<BTreeMap<String, String>, SpecErrors> {
     let mut errors: Vec<SpecError> = Vec::new();
     let mut keys = BTreeMap::new();
     for (name, d) in &spec.datasets {
         let field = format!("datasets.{name}.path");
-        if !d.path.is_file() {
+        let folder_ok = d.format == crate::dataset::Format::Txt && d.path.is_dir();
+        if !d.path.is_file() && !folder_ok {
             let why = if d.path.exists() {
-                "is not a file"
+                "is a folder (only `txt` datasets may be folders of .txt files)"
             } else {
                 "does not exist"
             };
@@ -191,9 +186,7 @@ fn dataset_keys(
         }
         if let Err(e) = d.check_columns() {
             let f = match &e {
-                crate::dataset::DataError::MissingColumn { column, .. }
-                    if Some(column) == d.label.as_ref() =>
-                {
+                crate::dataset::DataError::MissingColumn { column, .. } if Some(column) == d.label.as_ref() => {
                     format!("datasets.{name}.label")
                 }
                 crate::dataset::DataError::MissingColumn { .. } => format!("datasets.{name}.text"),
@@ -210,13 +203,10 @@ fn dataset_keys(
                 let how = serde_json::json!({"content": content, "format": d.format, "text": d.text, "label": d.label});
                 keys.insert(
                     name.clone(),
-                    blake3::hash(how.to_string().as_bytes())
-                        .to_hex()
-                        .to_string(),
+                    blake3::hash(how.to_string().as_bytes()).to_hex().to_string(),
                 );
             }
-            Err(e) => errors
-                .push(spec.error_at(&field, format!("cannot read `{}`: {e}", d.path.display()))),
+            Err(e) => errors.push(spec.error_at(&field, format!("cannot read `{}`: {e}", d.path.display()))),
         }
     }
     if errors.is_empty() {
@@ -262,20 +252,13 @@ fn reasons(state: &State, name: &str, key: &str, now: &Fingerprint) -> Vec<Strin
     }
     if old.seed != now.seed {
         let show = |s: Option<u64>| s.map(|v| v.to_string()).unwrap_or_else(|| "unused".into());
-        out.push(format!(
-            "seed changed ({} → {})",
-            show(old.seed),
-            show(now.seed)
-        ));
+        out.push(format!("seed changed ({} → {})", show(old.seed), show(now.seed)));
     }
     for (n, inp) in &now.inputs {
         match old.inputs.get(n) {
             Some(o) if o.key == inp.key => {}
             Some(_) if inp.kind == "dataset" => {
-                out.push(format!(
-                    "input file `{}` changed",
-                    inp.path.as_deref().unwrap_or(n)
-                ));
+                out.push(format!("input file `{}` changed", inp.path.as_deref().unwrap_or(n)));
             }
             Some(_) => out.push(format!("upstream stage `{n}` changed")),
             None => out.push(format!("new input `{n}`")),

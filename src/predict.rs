@@ -16,12 +16,7 @@ use crate::stages::classify::load_model;
 use crate::stages::tokenize::{CLS_ID, PAD_ID};
 
 /// The files of a self-contained model folder.
-pub const MODEL_FILES: [&str; 4] = [
-    "model.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "history.json",
-];
+pub const MODEL_FILES: [&str; 4] = ["model.json", "model.safetensors", "tokenizer.json", "history.json"];
 
 pub struct Predictor {
     dev: Dev,
@@ -42,11 +37,7 @@ impl Predictor {
         let model = load_model(&dev, dir)?;
         let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| anyhow!("cannot load {}: {e}", dir.join("tokenizer.json").display()))?;
-        Ok(Predictor {
-            dev,
-            model,
-            tokenizer,
-        })
+        Ok(Predictor { dev, model, tokenizer })
     }
 
     pub fn labels(&self) -> &[String] {
@@ -94,8 +85,7 @@ impl Predictor {
 pub fn export(src: &Path, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     for f in MODEL_FILES {
-        let bytes = std::fs::read(src.join(f))
-            .with_context(|| format!("cannot read {}", src.join(f).display()))?;
+        let bytes = std::fs::read(src.join(f)).with_context(|| format!("cannot read {}", src.join(f).display()))?;
         crate::store::write_atomic(&out.join(f), &bytes)?;
     }
     Ok(())

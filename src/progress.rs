@@ -128,9 +128,8 @@ impl Progress {
             return;
         }
         let bar = multi.add(ProgressBar::new(g.len));
-        let style =
-            ProgressStyle::with_template("{prefix:>12} {bar:30} {pos}/{len} {msg} [{elapsed}]")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let style = ProgressStyle::with_template("{prefix:>12} {bar:30} {pos}/{len} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_prefix(self.name.clone());
         bar.set_position(g.pos);

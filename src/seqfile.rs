@@ -62,20 +62,13 @@ impl Padded {
 }
 
 pub fn write_ragged(path: &Path, r: &Ragged) -> Result<()> {
-    let mut buf =
-        Vec::with_capacity(24 + r.offsets.len() * 8 + r.ids.len() * 4 + r.labels.len() * 4);
+    let mut buf = Vec::with_capacity(24 + r.offsets.len() * 8 + r.ids.len() * 4 + r.labels.len() * 4);
     buf.extend_from_slice(RAGGED_MAGIC);
     buf.extend_from_slice(&(r.labels.len() as u64).to_le_bytes());
     buf.extend_from_slice(&(r.ids.len() as u64).to_le_bytes());
-    r.offsets
-        .iter()
-        .for_each(|o| buf.extend_from_slice(&o.to_le_bytes()));
-    r.ids
-        .iter()
-        .for_each(|o| buf.extend_from_slice(&o.to_le_bytes()));
-    r.labels
-        .iter()
-        .for_each(|o| buf.extend_from_slice(&o.to_le_bytes()));
+    r.offsets.iter().for_each(|o| buf.extend_from_slice(&o.to_le_bytes()));
+    r.ids.iter().for_each(|o| buf.extend_from_slice(&o.to_le_bytes()));
+    r.labels.iter().for_each(|o| buf.extend_from_slice(&o.to_le_bytes()));
     write_file(path, &buf)
 }
 
@@ -88,17 +81,11 @@ pub fn read_ragged(path: &Path) -> Result<Ragged> {
     let ids = c.u32s(total)?;
     let labels = c.i32s(n)?;
     c.end()?;
-    if offsets.first() != Some(&0)
-        || offsets.last() != Some(&(total as u64))
-        || offsets.windows(2).any(|w| w[0] > w[1])
+    if offsets.first() != Some(&0) || offsets.last() != Some(&(total as u64)) || offsets.windows(2).any(|w| w[0] > w[1])
     {
         bail!("{}: corrupt offsets", path.display());
     }
-    Ok(Ragged {
-        offsets,
-        ids,
-        labels,
-    })
+    Ok(Ragged { offsets, ids, labels })
 }
 
 pub fn write_padded(path: &Path, p: &Padded) -> Result<()> {
@@ -106,13 +93,9 @@ pub fn write_padded(path: &Path, p: &Padded) -> Result<()> {
     buf.extend_from_slice(PADDED_MAGIC);
     buf.extend_from_slice(&(p.labels.len() as u64).to_le_bytes());
     buf.extend_from_slice(&(p.len as u64).to_le_bytes());
-    p.ids
-        .iter()
-        .for_each(|o| buf.extend_from_slice(&o.to_le_bytes()));
+    p.ids.iter().for_each(|o| buf.extend_from_slice(&o.to_le_bytes()));
     buf.extend_from_slice(&p.mask);
-    p.labels
-        .iter()
-        .for_each(|o| buf.extend_from_slice(&o.to_le_bytes()));
+    p.labels.iter().for_each(|o| buf.extend_from_slice(&o.to_le_bytes()));
     write_file(path, &buf)
 }
 
@@ -128,17 +111,11 @@ pub fn read_padded(path: &Path) -> Result<Padded> {
     let mask = c.take(cells)?.to_vec();
     let labels = c.i32s(n)?;
     c.end()?;
-    Ok(Padded {
-        len,
-        ids,
-        mask,
-        labels,
-    })
+    Ok(Padded { len, ids, mask, labels })
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
@@ -227,10 +204,7 @@ mod tests {
         assert_eq!(read_ragged(&p).unwrap().row(2), &[7, 8, 9]);
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
-        assert!(read_ragged(&p)
-            .unwrap_err()
-            .to_string()
-            .contains("truncated"));
+        assert!(read_ragged(&p).unwrap_err().to_string().contains("truncated"));
 
         let pd = Padded {
             len: 2,
@@ -241,9 +215,6 @@ mod tests {
         let q = dir.path().join("a.pad");
         write_padded(&q, &pd).unwrap();
         assert_eq!(read_padded(&q).unwrap(), pd);
-        assert!(
-            read_padded(&p).is_err(),
-            "a ragged file is not a padded file"
-        );
+        assert!(read_padded(&p).is_err(), "a ragged file is not a padded file");
     }
 }

@@ -230,13 +230,7 @@ impl Spec {
 
     /// An error at a field path of this spec (used by later checks: references, cycles, data).
     pub fn error_at(&self, field: &str, message: impl Into<String>) -> SpecError {
-        locate(
-            &self.file,
-            &self.spans,
-            &self.overrides,
-            field,
-            message.into(),
-        )
+        locate(&self.file, &self.spans, &self.overrides, field, message.into())
     }
 
     pub fn stage(&self, name: &str) -> Option<&StageSpec> {
@@ -278,13 +272,7 @@ struct Ctx {
 
 impl Ctx {
     fn push(&mut self, field: &str, message: &str) {
-        let e = locate(
-            &self.file,
-            &self.spans,
-            &self.overrides,
-            field,
-            message.to_string(),
-        );
+        let e = locate(&self.file, &self.spans, &self.overrides, field, message.to_string());
         self.errors.push(e);
     }
 
@@ -298,18 +286,13 @@ impl Ctx {
         let Some(name) = key.as_str() else {
             self.push(
                 section,
-                &format!(
-                    "names in `{section}` must be strings, found {}",
-                    describe(key)
-                ),
+                &format!("names in `{section}` must be strings, found {}", describe(key)),
             );
             return None;
         };
         let ok = !name.is_empty()
             && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
         if !ok {
             self.push(
@@ -329,6 +312,7 @@ impl Ctx {
             Some(f) => f,
             None => match Format::from_extension(&d.path) {
                 Some(f) => f,
+                None if base.join(&d.path).is_dir() => Format::Txt,
                 None => {
                     self.push(
                         &format!("{at}.path"),
@@ -343,7 +327,10 @@ impl Ctx {
         };
         let text = d.text.unwrap_or_else(|| "text".to_string());
         if format == Format::Txt && d.label.is_some() {
-            self.push(&format!("{at}.label"), "a `txt` dataset has one text per line and no labels; remove `label` or use csv, tsv or jsonl");
+            self.push(
+                &format!("{at}.label"),
+                "a `txt` dataset has one text per line and no labels; remove `label` or use csv, tsv or jsonl",
+            );
             return None;
         }
         Some(DatasetSpec {
@@ -356,11 +343,7 @@ impl Ctx {
         })
     }
 
-    fn stage(
-        &mut self,
-        name: &str,
-        value: Value,
-    ) -> Option<(&'static stages::Kind, Box<dyn Stage>)> {
+    fn stage(&mut self, name: &str, value: Value) -> Option<(&'static stages::Kind, Box<dyn Stage>)> {
         let at = format!("stages.{name}");
         let Value::Mapping(mut map) = value else {
             self.push(
@@ -396,10 +379,7 @@ impl Ctx {
         let Some(entry) = stages::find_kind(&kind) else {
             self.push(
                 &format!("{at}.kind"),
-                &format!(
-                    "unknown stage kind `{kind}`; expected one of {}",
-                    stages::kind_names()
-                ),
+                &format!("unknown stage kind `{kind}`; expected one of {}", stages::kind_names()),
             );
             return None;
         };
@@ -430,10 +410,7 @@ impl Ctx {
 
 /// Deserialises a `Value` into `T`, returning the failing field path (prefixed by `at`) and a
 /// message on error. Stage kinds use this for their parameter structs.
-pub fn typed<T: serde::de::DeserializeOwned>(
-    value: Value,
-    at: &str,
-) -> Result<T, (String, String)> {
+pub fn typed<T: serde::de::DeserializeOwned>(value: Value, at: &str) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         let mut path = String::new();
         for seg in e.path().iter() {
@@ -457,10 +434,7 @@ pub fn typed<T: serde::de::DeserializeOwned>(
         }
         let msg = e.inner().to_string();
         // For `unknown field`, serde reports the path of the enclosing mapping; point at the key.
-        if let Some(field) = msg
-            .strip_prefix("unknown field `")
-            .and_then(|r| r.split('`').next())
-        {
+        if let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
             if !path.is_empty() {
                 path.push('.');
             }
@@ -509,19 +483,11 @@ fn describe(v: &Value) -> String {
     }
 }
 
-fn locate(
-    file: &Path,
-    spans: &SpanIndex,
-    overrides: &[(String, String)],
-    field: &str,
-    message: String,
-) -> SpecError {
+fn locate(file: &Path, spans: &SpanIndex, overrides: &[(String, String)], field: &str, message: String) -> SpecError {
     let from_override = overrides
         .iter()
         .rev()
-        .find(|(p, _)| {
-            field == p || field.starts_with(&format!("{p}.")) || field.starts_with(&format!("{p}["))
-        })
+        .find(|(p, _)| field == p || field.starts_with(&format!("{p}.")) || field.starts_with(&format!("{p}[")))
         .map(|(p, v)| format!("{p}={v}"));
     let pos = spans.find(field);
     SpecError {
@@ -538,11 +504,7 @@ const TOP_LEVEL_KEYS: [&str; 4] = ["name", "seed", "datasets", "stages"];
 
 /// Applies one `--set path=value` to the tree. The value is read as YAML, so numbers, booleans
 /// and `[a, b]` lists get their natural types.
-fn apply_override(
-    root: &mut Value,
-    set: &str,
-    applied: &mut Vec<(String, String)>,
-) -> Result<(), String> {
+fn apply_override(root: &mut Value, set: &str, applied: &mut Vec<(String, String)>) -> Result<(), String> {
     let Some((path, raw)) = set.split_once('=') else {
         return Err("expected `path.to.param=value`".into());
     };
@@ -550,12 +512,8 @@ fn apply_override(
     if path.is_empty() || path.split('.').any(str::is_empty) {
         return Err(format!("`{path}` is not a dotted path like `stage.param`"));
     }
-    let value: Value = serde_yaml::from_str(raw).map_err(|e| {
-        format!(
-            "cannot read value `{raw}`: {}",
-            strip_location(&e.to_string())
-        )
-    })?;
+    let value: Value = serde_yaml::from_str(raw)
+        .map_err(|e| format!("cannot read value `{raw}`: {}", strip_location(&e.to_string())))?;
     let mut segs: Vec<&str> = path.split('.').collect();
     if !TOP_LEVEL_KEYS.contains(&segs[0]) {
         segs.insert(0, "stages");
@@ -585,14 +543,8 @@ fn apply_override(
             } else {
                 format!("`{}`", segs[..i].join("."))
             };
-            let known: Vec<String> = map
-                .keys()
-                .filter_map(|k| k.as_str().map(str::to_string))
-                .collect();
-            return Err(format!(
-                "{here} has no `{seg}` (found: {})",
-                known.join(", ")
-            ));
+            let known: Vec<String> = map.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+            return Err(format!("{here} has no `{seg}` (found: {})", known.join(", ")));
         }
         node = map.get_mut(*seg).expect("checked above");
     }
@@ -673,11 +625,7 @@ impl yaml_rust2::parser::MarkedEventReceiver for SpanBuilder {
         let pos = (mark.line(), mark.col() + 1);
         match ev {
             Event::Scalar(s, ..) => {
-                if let Some(Frame::Map {
-                    path,
-                    key: key @ None,
-                }) = self.stack.last_mut()
-                {
+                if let Some(Frame::Map { path, key: key @ None }) = self.stack.last_mut() {
                     let p = join(path, &s);
                     *key = Some(s);
                     self.spans.entry(p).or_insert(pos);
@@ -730,9 +678,7 @@ mod tests {
 
     #[test]
     fn override_paths_default_to_stages() {
-        let mut v: Value =
-            serde_yaml::from_str("name: x\nstages:\n  tok: {kind: tokenize, vocab_size: 10}\n")
-                .unwrap();
+        let mut v: Value = serde_yaml::from_str("name: x\nstages:\n  tok: {kind: tokenize, vocab_size: 10}\n").unwrap();
         let mut applied = Vec::new();
         apply_override(&mut v, "tok.vocab_size=20", &mut applied).unwrap();
         assert_eq!(v["stages"]["tok"]["vocab_size"], Value::from(20));

@@ -95,9 +95,7 @@ impl Store {
         let dir = tempfile::Builder::new()
             .prefix("entry-")
             .tempdir_in(&self.tmp)
-            .with_context(|| {
-                format!("cannot create a temporary folder in {}", self.tmp.display())
-            })?;
+            .with_context(|| format!("cannot create a temporary folder in {}", self.tmp.display()))?;
         fs::create_dir(dir.path().join("files"))?;
         Ok(Pending { dir })
     }
@@ -115,19 +113,14 @@ impl Store {
         let staged = pending.dir.keep();
         if target.exists() {
             // Move the old entry aside first: rename cannot replace a non-empty folder.
-            let trash = tempfile::Builder::new()
-                .prefix("old-")
-                .tempdir_in(&self.tmp)?
-                .keep();
+            let trash = tempfile::Builder::new().prefix("old-").tempdir_in(&self.tmp)?.keep();
             fs::remove_dir(&trash)?;
-            fs::rename(&target, &trash)
-                .with_context(|| format!("cannot move aside {}", target.display()))?;
+            fs::rename(&target, &trash).with_context(|| format!("cannot move aside {}", target.display()))?;
             let _ = fs::remove_dir_all(&trash);
         }
         if let Err(e) = fs::rename(&staged, &target) {
             let _ = fs::remove_dir_all(&staged);
-            return Err(e)
-                .with_context(|| format!("cannot move the new entry to {}", target.display()));
+            return Err(e).with_context(|| format!("cannot move the new entry to {}", target.display()));
         }
         sync_dir(&self.root)?;
         Ok(meta)
@@ -160,10 +153,7 @@ impl Store {
         if !dir.exists() {
             return Ok(());
         }
-        let trash = tempfile::Builder::new()
-            .prefix("bad-")
-            .tempdir_in(&self.tmp)?
-            .keep();
+        let trash = tempfile::Builder::new().prefix("bad-").tempdir_in(&self.tmp)?.keep();
         fs::remove_dir(&trash)?;
         fs::rename(&dir, &trash)?;
         fs::remove_dir_all(&trash)?;
@@ -199,11 +189,7 @@ fn checksum_tree(dir: &Path, sync: bool) -> Result<BTreeMap<String, FileSum>> {
                 stack.push(p);
                 continue;
             }
-            let rel = p
-                .strip_prefix(dir)
-                .unwrap_or(&p)
-                .to_string_lossy()
-                .replace('\\', "/");
+            let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().replace('\\', "/");
             let mut f = File::open(&p).with_context(|| format!("cannot open {}", p.display()))?;
             let mut h = blake3::Hasher::new();
             let bytes = std::io::copy(&mut f, &mut h)?;
@@ -233,8 +219,7 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Replaces a small file atomically (temp file beside it, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path)
@@ -277,11 +262,7 @@ mod tests {
         assert!(store.lookup("k1").is_some());
         store.verify("k1").unwrap();
         fs::write(store.files_dir("k1").join("a.bin"), b"hell").unwrap();
-        assert!(store
-            .verify("k1")
-            .unwrap_err()
-            .to_string()
-            .contains("checksum"));
+        assert!(store.verify("k1").unwrap_err().to_string().contains("checksum"));
 
         // An abandoned entry leaves nothing behind.
         let p = store.begin().unwrap();

@@ -40,8 +40,7 @@ impl Drop for RunLock {
 
 impl Workspace {
     pub fn open(dir: &Path) -> Result<Workspace> {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create workspace {}", dir.display()))?;
+        fs::create_dir_all(dir).with_context(|| format!("cannot create workspace {}", dir.display()))?;
         let store = Store::open(dir)?;
         Ok(Workspace {
             dir: dir.to_path_buf(),
@@ -71,9 +70,7 @@ impl Workspace {
     }
 
     fn state_path(&self, pipeline: &str) -> PathBuf {
-        self.dir
-            .join("state")
-            .join(format!("{}.json", sanitize(pipeline)))
+        self.dir.join("state").join(format!("{}.json", sanitize(pipeline)))
     }
 
     pub fn load_state(&self, pipeline: &str) -> State {
@@ -146,6 +143,16 @@ impl FileHashes {
     /// The blake3 of a file's content, re-read only if its size or mtime changed.
     pub fn hash(&mut self, path: &Path) -> std::io::Result<String> {
         let abs = fs::canonicalize(path)?;
+        if abs.is_dir() {
+            // A folder of text files: the hash of its sorted (name, content hash) list.
+            let mut h = blake3::Hasher::new();
+            for f in crate::dataset::text_files(&abs)? {
+                let rel = f.strip_prefix(&abs).unwrap_or(&f).to_string_lossy().to_string();
+                h.update(rel.as_bytes());
+                h.update(self.hash(&f)?.as_bytes());
+            }
+            return Ok(h.finalize().to_hex().to_string());
+        }
         let md = fs::metadata(&abs)?;
         let mtime_ns = md
             .modified()?

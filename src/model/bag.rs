@@ -37,8 +37,7 @@ pub fn encode<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
     pooling: Pooling,
 ) -> Tensor<(usize, usize), f32, Dev, T> {
     let d = emb.shape().1;
-    let idx: Tensor<(usize,), usize, Dev> =
-        dev.tensor_from_vec(ids.iter().map(|&i| i as usize).collect(), (b * l,));
+    let idx: Tensor<(usize,), usize, Dev> = dev.tensor_from_vec(ids.iter().map(|&i| i as usize).collect(), (b * l,));
     let x = emb.gather(idx).reshape_like(&(b, l, d));
     match pooling {
         Pooling::Mean => mean_pool(dev, x, mask, b, l, d),
@@ -81,9 +80,8 @@ fn mean_pool<T: Tape<f32, Dev> + Merge<NoneTape>>(
             }
         }
     }
-    let wt: Tensor<(usize, usize, usize), f32, Dev> = dev
-        .tensor_from_vec(w, (b, l))
-        .broadcast_like::<_, Axis<2>>(&(b, l, d));
+    let wt: Tensor<(usize, usize, usize), f32, Dev> =
+        dev.tensor_from_vec(w, (b, l)).broadcast_like::<_, Axis<2>>(&(b, l, d));
     (x * wt).sum::<(usize, usize), Axis<1>>()
 }
 

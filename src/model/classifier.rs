@@ -127,12 +127,7 @@ pub struct EpochLog {
 
 impl Classifier {
     /// A new classifier; `embedding` (vocab × dim) comes from pretraining or is drawn at random.
-    pub fn new(
-        dev: &Dev,
-        cfg: ModelConfig,
-        embedding: Option<T2>,
-        seed: u64,
-    ) -> Result<Classifier> {
+    pub fn new(dev: &Dev, cfg: ModelConfig, embedding: Option<T2>, seed: u64) -> Result<Classifier> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let d = cfg.encoder.dim;
         let emb = match embedding {
@@ -165,22 +160,14 @@ impl Classifier {
                     (6.0 / (width + cfg.hidden) as f32).sqrt(),
                 ),
             );
-            params
-                .tensors
-                .insert("head.b1".into(), zeros(dev, 1, cfg.hidden));
+            params.tensors.insert("head.b1".into(), zeros(dev, 1, cfg.hidden));
             cfg.hidden
         } else {
             width
         };
         params.tensors.insert(
             "head.w".into(),
-            uniform(
-                dev,
-                &mut rng,
-                last_in,
-                c,
-                (6.0 / (last_in + c) as f32).sqrt(),
-            ),
+            uniform(dev, &mut rng, last_in, c, (6.0 / (last_in + c) as f32).sqrt()),
         );
         params.tensors.insert("head.b".into(), zeros(dev, 1, c));
         Ok(Classifier { cfg, params })
@@ -224,9 +211,7 @@ impl Classifier {
             x
         };
         let c = self.cfg.labels.len();
-        let bias = p("head.b")?
-            .reshape_like(&(c,))
-            .broadcast_like::<_, Axis<0>>(&(b, c));
+        let bias = p("head.b")?.reshape_like(&(c,)).broadcast_like::<_, Axis<0>>(&(b, c));
         Ok(x.matmul(p("head.w")?) + bias)
     }
 
@@ -237,12 +222,7 @@ impl Classifier {
         for start in (0..data.rows()).step_by(512) {
             let end = (start + 512).min(data.rows());
             let b = end - start;
-            let x = self.features(
-                dev,
-                &data.ids[start * l..end * l],
-                &data.mask[start * l..end * l],
-                b,
-            )?;
+            let x = self.features(dev, &data.ids[start * l..end * l], &data.mask[start * l..end * l], b)?;
             let logits = self.head(x, false)?;
             let probs = logits.softmax::<Axis<1>>().as_vec();
             let c = self.cfg.labels.len();
@@ -305,14 +285,8 @@ impl Classifier {
                         dev.tensor_from_vec(v, (b, width)).retaped::<Tp>()
                     }
                     None => {
-                        let ids: Vec<u32> = batch
-                            .iter()
-                            .flat_map(|&i| train.row(i).iter().copied())
-                            .collect();
-                        let mask: Vec<u8> = batch
-                            .iter()
-                            .flat_map(|&i| train.mask_row(i).iter().copied())
-                            .collect();
+                        let ids: Vec<u32> = batch.iter().flat_map(|&i| train.row(i).iter().copied()).collect();
+                        let mask: Vec<u8> = batch.iter().flat_map(|&i| train.mask_row(i).iter().copied()).collect();
                         let emb = self.params.get("encoder.embedding")?.retaped::<Tp>();
                         bag::encode(dev, emb, &ids, &mask, b, l, self.cfg.pooling)
                     }

@@ -43,10 +43,7 @@ impl Params {
     }
 
     pub fn count(&self) -> usize {
-        self.tensors
-            .values()
-            .map(|t| t.shape().0 * t.shape().1)
-            .sum()
+        self.tensors.values().map(|t| t.shape().0 * t.shape().1).sum()
     }
 
     /// Saves as safetensors (f32, row-major), loadable by Python's `safetensors`.
@@ -64,11 +61,7 @@ impl Params {
             .map(|(k, b, s)| {
                 Ok((
                     k.clone(),
-                    ::safetensors::tensor::TensorView::new(
-                        ::safetensors::Dtype::F32,
-                        s.clone(),
-                        b,
-                    )?,
+                    ::safetensors::tensor::TensorView::new(::safetensors::Dtype::F32, s.clone(), b)?,
                 ))
             })
             .collect::<Result<_, ::safetensors::SafeTensorError>>()
@@ -78,17 +71,13 @@ impl Params {
     }
 
     pub fn load(dev: &Dev, path: &Path) -> Result<Params> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let st = ::safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| anyhow!("{}: not a safetensors file: {e:?}", path.display()))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             if view.dtype() != ::safetensors::Dtype::F32 || view.shape().len() != 2 {
-                bail!(
-                    "{}: tensor `{name}` is not a 2-D f32 tensor",
-                    path.display()
-                );
+                bail!("{}: tensor `{name}` is not a 2-D f32 tensor", path.display());
             }
             let v: Vec<f32> = view
                 .data()
@@ -105,9 +94,7 @@ impl Params {
 /// A tensor of `rows × cols` drawn uniformly from ±`scale` with a seeded generator (so
 /// initialisation does not depend on dfdx's own RNG or on thread count).
 pub fn uniform(dev: &Dev, rng: &mut ChaCha8Rng, rows: usize, cols: usize, scale: f32) -> T2 {
-    let v: Vec<f32> = (0..rows * cols)
-        .map(|_| rng.gen_range(-scale..=scale))
-        .collect();
+    let v: Vec<f32> = (0..rows * cols).map(|_| rng.gen_range(-scale..=scale)).collect();
     dev.tensor_from_vec(v, (rows, cols))
 }
 

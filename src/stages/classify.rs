@@ -22,12 +22,7 @@ pub fn labelled(src: &Path, meta: &PadMeta, stage: &str, name: &str) -> Result<P
     let Some(stats) = meta.tok.datasets.get(name) else {
         bail!(
             "stage `{stage}` has no dataset `{name}`; it has: {}",
-            meta.tok
-                .datasets
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            meta.tok.datasets.keys().cloned().collect::<Vec<_>>().join(", ")
         );
     };
     if !stats.labelled {
@@ -105,12 +100,7 @@ pub fn subset(data: &Padded, n: usize, classes: usize, seed: u64) -> Result<Padd
 }
 
 /// Fails when evaluation data has labels the training data never shows.
-pub fn check_labels_seen(
-    train: &Padded,
-    other: &Padded,
-    other_name: &str,
-    labels: &[String],
-) -> Result<()> {
+pub fn check_labels_seen(train: &Padded, other: &Padded, other_name: &str, labels: &[String]) -> Result<()> {
     let mut seen = vec![false; labels.len()];
     train.labels.iter().for_each(|&l| seen[l as usize] = true);
     let unseen: Vec<&str> = other
@@ -153,25 +143,17 @@ pub fn config_from(
 
 pub fn save_model(out: &Path, src: &Path, model: &Classifier, history: &[EpochLog]) -> Result<()> {
     model.params.save(&out.join("model.safetensors"))?;
-    std::fs::write(
-        out.join("model.json"),
-        serde_json::to_vec_pretty(&model.cfg)?,
-    )?;
-    std::fs::write(
-        out.join("history.json"),
-        serde_json::to_vec_pretty(history)?,
-    )?;
-    std::fs::copy(src.join("tokenizer.json"), out.join("tokenizer.json"))
-        .context("copying tokenizer.json")?;
+    std::fs::write(out.join("model.json"), serde_json::to_vec_pretty(&model.cfg)?)?;
+    std::fs::write(out.join("history.json"), serde_json::to_vec_pretty(history)?)?;
+    std::fs::copy(src.join("tokenizer.json"), out.join("tokenizer.json")).context("copying tokenizer.json")?;
     Ok(())
 }
 
 pub fn load_model(dev: &Dev, dir: &Path) -> Result<Classifier> {
     let p = dir.join("model.json");
-    let cfg: ModelConfig = serde_json::from_slice(
-        &std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
-    )
-    .with_context(|| format!("{} is not a warmstart model config", p.display()))?;
+    let cfg: ModelConfig =
+        serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?)
+            .with_context(|| format!("{} is not a warmstart model config", p.display()))?;
     let params = Params::load(dev, &dir.join("model.safetensors"))?;
     Ok(Classifier { cfg, params })
 }

@@ -98,10 +98,7 @@ impl Stage for FeatureExtract {
     fn check(&self) -> Vec<(String, String)> {
         let mut v = check_training(self.epochs, self.batch_size, self.lr, self.train_size);
         if self.head == Head::Mlp && !(1..=65536).contains(&self.hidden) {
-            v.push((
-                "hidden".into(),
-                "hidden is out of range: expected 1..=65536".into(),
-            ));
+            v.push(("hidden".into(), "hidden is out of range: expected 1..=65536".into()));
         }
         v
     }
@@ -124,16 +121,11 @@ impl Stage for FeatureExtract {
             None => None,
         };
         let dir = ctx.artefact(&self.encoder)?;
-        let pre: super::pretrain::PretrainConfig =
-            serde_json::from_slice(&std::fs::read(dir.join("encoder.json"))?)?;
+        let pre: super::pretrain::PretrainConfig = serde_json::from_slice(&std::fs::read(dir.join("encoder.json"))?)?;
         let emb = Params::load(&dev, &dir.join("encoder.safetensors"))?
             .get("encoder.embedding")?
             .clone();
-        let hidden = if self.head == Head::Mlp {
-            self.hidden
-        } else {
-            0
-        };
+        let hidden = if self.head == Head::Mlp { self.hidden } else { 0 };
         let cfg = config_from(&meta, pre.encoder, self.pooling, hidden);
         let mut model = Classifier::new(&dev, cfg, Some(emb), ctx.seed)?;
         let trainable: Vec<String> = model

@@ -110,18 +110,10 @@ fn d_patience() -> usize {
 }
 
 /// Range checks shared with feature-extract.
-pub fn check_training(
-    epochs: usize,
-    batch: usize,
-    lr: f32,
-    train_size: Option<usize>,
-) -> Vec<(String, String)> {
+pub fn check_training(epochs: usize, batch: usize, lr: f32, train_size: Option<usize>) -> Vec<(String, String)> {
     let mut v = Vec::new();
     if !(1..=10000).contains(&epochs) {
-        v.push((
-            "epochs".into(),
-            "epochs is out of range: expected 1..=10000".into(),
-        ));
+        v.push(("epochs".into(), "epochs is out of range: expected 1..=10000".into()));
     }
     if !(1..=65536).contains(&batch) {
         v.push((
@@ -168,12 +160,7 @@ impl Stage for Finetune {
 
     fn check(&self) -> Vec<(String, String)> {
         let mut v = self.encoder.problems();
-        v.extend(check_training(
-            self.epochs,
-            self.batch_size,
-            self.lr,
-            self.train_size,
-        ));
+        v.extend(check_training(self.epochs, self.batch_size, self.lr, self.train_size));
         if self.init == "random" && self.freeze != Freeze::None {
             v.push(("freeze".into(), "freezing a randomly initialised encoder makes no sense; use `freeze: none` or `init: <pretrain stage>`".into()));
         }
@@ -184,16 +171,10 @@ impl Stage for Finetune {
             ));
         }
         if !(self.encoder_lr_scale >= 0.0 && self.encoder_lr_scale.is_finite()) {
-            v.push((
-                "encoder_lr_scale".into(),
-                "encoder_lr_scale must be ≥ 0".into(),
-            ));
+            v.push(("encoder_lr_scale".into(), "encoder_lr_scale must be ≥ 0".into()));
         }
         if self.hidden > 65536 {
-            v.push((
-                "hidden".into(),
-                "hidden is out of range: expected 0..=65536".into(),
-            ));
+            v.push(("hidden".into(), "hidden is out of range: expected 0..=65536".into()));
         }
         v
     }

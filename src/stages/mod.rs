@@ -60,11 +60,7 @@ pub fn find_kind(name: &str) -> Option<&'static Kind> {
 }
 
 pub fn kind_names() -> String {
-    REGISTRY
-        .iter()
-        .map(|k| k.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    REGISTRY.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
 }
 
 /// Reads a kind's parameter struct from the stage's YAML mapping (without `kind`).
@@ -113,20 +109,14 @@ impl StageCtx<'_> {
     pub fn dataset(&self, name: &str) -> anyhow::Result<&DatasetSpec> {
         match self.inputs.get(name) {
             Some(Input::Dataset(d)) => Ok(d),
-            _ => anyhow::bail!(
-                "internal: `{name}` is not a dataset input of stage `{}`",
-                self.name
-            ),
+            _ => anyhow::bail!("internal: `{name}` is not a dataset input of stage `{}`", self.name),
         }
     }
 
     pub fn artefact(&self, name: &str) -> anyhow::Result<&Path> {
         match self.inputs.get(name) {
             Some(Input::Artefact(p)) => Ok(p),
-            _ => anyhow::bail!(
-                "internal: `{name}` is not a stage input of stage `{}`",
-                self.name
-            ),
+            _ => anyhow::bail!("internal: `{name}` is not a stage input of stage `{}`", self.name),
         }
     }
 }

@@ -132,10 +132,7 @@ impl Stage for Pad {
         if self.max_len < min || self.max_len > 8192 {
             return vec![(
                 "max_len".into(),
-                format!(
-                    "max_len {} is out of range: expected {min}..=8192",
-                    self.max_len
-                ),
+                format!("max_len {} is out of range: expected {min}..=8192", self.max_len),
             )];
         }
         Vec::new()
@@ -144,8 +141,7 @@ impl Stage for Pad {
     fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
         let src = ctx.artefact(&self.from)?;
         let tok = read_meta(src)?;
-        std::fs::copy(src.join("tokenizer.json"), ctx.out.join("tokenizer.json"))
-            .context("copying tokenizer.json")?;
+        std::fs::copy(src.join("tokenizer.json"), ctx.out.join("tokenizer.json")).context("copying tokenizer.json")?;
         let mut truncated = BTreeMap::new();
         ctx.progress.set_length(tok.datasets.len() as u64);
         for name in tok.datasets.keys() {
@@ -163,15 +159,10 @@ impl Stage for Pad {
                 .par_chunks_mut(l)
                 .zip(p.mask.par_chunks_mut(l))
                 .enumerate()
-                .map(|(i, (ids, mask))| {
-                    usize::from(self.shape().pad_into(r.row(i), tok.cls_id, ids, mask))
-                })
+                .map(|(i, (ids, mask))| usize::from(self.shape().pad_into(r.row(i), tok.cls_id, ids, mask)))
                 .sum();
             write_padded(&ctx.out.join(format!("{name}.pad")), &p)?;
-            truncated.insert(
-                name.clone(),
-                if n == 0 { 0.0 } else { cut as f64 / n as f64 },
-            );
+            truncated.insert(name.clone(), if n == 0 { 0.0 } else { cut as f64 / n as f64 });
             ctx.progress.inc(1);
         }
         let summary = format!("{} datasets padded to {}", truncated.len(), self.max_len);
@@ -184,10 +175,7 @@ impl Stage for Pad {
             truncated,
         };
         std::fs::write(ctx.out.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
-        Ok(Outcome {
-            summary,
-            metrics: None,
-        })
+        Ok(Outcome { summary, metrics: None })
     }
 }
 
@@ -195,6 +183,5 @@ impl Stage for Pad {
 pub fn read_pad_meta(dir: &std::path::Path) -> Result<PadMeta> {
     let p = dir.join("meta.json");
     let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a valid pad meta file", p.display()))
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid pad meta file", p.display()))
 }

@@ -12,14 +12,15 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::pad::read_pad_meta;
+use super::tokenize::read_meta;
 use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::model::cbow::{self, CbowSettings, PretrainLog};
-use crate::model::classifier::{EncoderSpec, EncoderType};
-use crate::seqfile::read_padded;
+use crate::model::classifier::EncoderSpec;
+use crate::seqfile::{read_padded, read_ragged};
 
 pub const KIND: Kind = Kind {
     name: "pretrain",
-    version: 1,
+    version: 2,
     summary: "pretrain an encoder on unlabelled text (cbow)",
     parse: super::parse_as::<Pretrain>,
 };
@@ -27,8 +28,9 @@ pub const KIND: Kind = Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Objective {
-    #[default]
     Cbow,
+    #[default]
+    Skipgram,
     Mlm,
     Lm,
 }
@@ -36,7 +38,7 @@ pub enum Objective {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pretrain {
-    /// The pad stage whose datasets are read.
+    /// The tokenize stage (whole texts) or pad stage (texts cut to max_len) to read.
     pub from: String,
     /// Datasets (of that pad stage) to pretrain on.
     pub data: Vec<String>,
@@ -46,8 +48,6 @@ pub struct Pretrain {
     pub encoder: EncoderSpec,
     #[serde(default = "d_epochs")]
     pub epochs: usize,
-    #[serde(default = "d_batch")]
-    pub batch_size: usize,
     #[serde(default = "d_lr")]
     pub lr: f32,
     /// Tokens on each side that form the context.
@@ -60,13 +60,10 @@ pub struct Pretrain {
 }
 
 fn d_epochs() -> usize {
-    3
-}
-fn d_batch() -> usize {
-    256
+    5
 }
 fn d_lr() -> f32 {
-    5e-3
+    0.05
 }
 fn d_window() -> usize {
     4
@@ -91,7 +88,7 @@ impl Stage for Pretrain {
         vec![InputRef {
             field: "from".into(),
             name: self.from.clone(),
-            want: Want::Stage(&["pad"]),
+            want: Want::Stage(&["tokenize", "pad"]),
         }]
     }
 
@@ -105,35 +102,21 @@ impl Stage for Pretrain {
 
     fn check(&self) -> Vec<(String, String)> {
         let mut v = self.encoder.problems();
-        if self.objective != Objective::Cbow {
+        if matches!(self.objective, Objective::Mlm | Objective::Lm) {
             v.push((
                 "objective".into(),
                 format!(
-                    "objective `{:?}` is not available in this version; available: cbow",
+                    "objective `{:?}` is not available in this version; available: cbow, skipgram",
                     self.objective
                 )
                 .to_lowercase(),
             ));
         }
-        if self.encoder.kind != EncoderType::Bag && self.objective == Objective::Cbow {
-            v.push((
-                "objective".into(),
-                "objective `cbow` pretrains embeddings for the `bag` encoder".into(),
-            ));
-        }
         if self.data.is_empty() {
-            v.push((
-                "data".into(),
-                "expected at least one dataset to pretrain on".into(),
-            ));
+            v.push(("data".into(), "expected at least one dataset to pretrain on".into()));
         }
         for (f, ok, want) in [
             ("epochs", (1..=1000).contains(&self.epochs), "1..=1000"),
-            (
-                "batch_size",
-                (1..=65536).contains(&self.batch_size),
-                "1..=65536",
-            ),
             ("window", (1..=32).contains(&self.window), "1..=32"),
             ("negatives", (1..=100).contains(&self.negatives), "1..=100"),
         ] {
@@ -152,73 +135,57 @@ impl Stage for Pretrain {
 
     fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
         let src = ctx.artefact(&self.from)?;
-        let meta = read_pad_meta(src)?;
-        let mut all: Option<crate::seqfile::Padded> = None;
+        // A tokenize stage gives whole texts; a pad stage gives them cut to max_len.
+        let tok = read_meta(src)?;
+        let from_pad = src.join("meta.json").exists() && read_pad_meta(src).is_ok();
+        let mut data: Vec<Vec<u32>> = Vec::new();
         for name in &self.data {
-            if !meta.tok.datasets.contains_key(name) {
+            if !tok.datasets.contains_key(name) {
                 bail!(
-                    "pad stage `{}` has no dataset `{name}`; it has: {}",
+                    "stage `{}` has no dataset `{name}`; it has: {}",
                     self.from,
-                    meta.tok
-                        .datasets
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    tok.datasets.keys().cloned().collect::<Vec<_>>().join(", ")
                 );
             }
-            let p = read_padded(&src.join(format!("{name}.pad")))?;
-            all = Some(match all {
-                None => p,
-                Some(mut a) => {
-                    a.ids.extend(p.ids);
-                    a.mask.extend(p.mask);
-                    a.labels.extend(p.labels);
-                    a
-                }
-            });
+            if from_pad {
+                let p = read_padded(&src.join(format!("{name}.pad")))?;
+                data.extend((0..p.rows()).map(|r| {
+                    p.row(r)
+                        .iter()
+                        .zip(p.mask_row(r))
+                        .filter(|(_, &m)| m != 0)
+                        .map(|(&i, _)| i)
+                        .collect()
+                }));
+            } else {
+                let r = read_ragged(&src.join(format!("{name}.seq")))?;
+                data.extend((0..r.len()).map(|i| r.row(i).to_vec()));
+            }
         }
-        let Some(data) = all else {
-            bail!("no data to pretrain on")
-        };
         let dev = crate::model::Dev::seed_from_u64(ctx.seed);
         let settings = CbowSettings {
+            skipgram: self.objective == Objective::Skipgram,
             dim: self.encoder.dim,
             window: self.window,
             negatives: self.negatives,
             epochs: self.epochs,
-            batch_size: self.batch_size,
             lr: self.lr,
             seed: ctx.seed,
             held_out: self.held_out,
         };
         let specials = crate::stages::tokenize::SPECIALS.len();
-        let (params, history) = cbow::train(
-            &dev,
-            &data,
-            meta.tok.vocab_size,
-            specials,
-            &settings,
-            ctx.progress,
-        )?;
+        let (params, history) = cbow::train(&dev, &data, tok.vocab_size, specials, &settings, ctx.progress)?;
         params.save(&ctx.out.join("encoder.safetensors"))?;
         let last = history.last().map(|h| h.held_out_loss).unwrap_or(f64::NAN);
         let cfg = PretrainConfig {
             encoder: self.encoder.clone(),
-            vocab_size: meta.tok.vocab_size,
+            vocab_size: tok.vocab_size,
             objective: self.objective,
             history,
         };
-        std::fs::write(
-            ctx.out.join("encoder.json"),
-            serde_json::to_vec_pretty(&cfg)?,
-        )?;
+        std::fs::write(ctx.out.join("encoder.json"), serde_json::to_vec_pretty(&cfg)?)?;
         Ok(Outcome {
-            summary: format!(
-                "{} rows, {} epochs, held-out loss {last:.3}",
-                data.rows(),
-                self.epochs
-            ),
+            summary: format!("{} rows, {} epochs, held-out loss {last:.3}", data.len(), self.epochs),
             metrics: Some(serde_json::json!({"held_out_loss": last})),
         })
     }

@@ -113,12 +113,8 @@ impl Tokenize {
     }
 
     fn build(&self, texts: &[String]) -> Result<Tokenizer> {
-        let specials: Vec<AddedToken> = SPECIALS
-            .iter()
-            .map(|s| AddedToken::from(*s, true))
-            .collect();
-        let (model, mut trainer): (tokenizers::ModelWrapper, TrainerWrapper) = match self.algorithm
-        {
+        let specials: Vec<AddedToken> = SPECIALS.iter().map(|s| AddedToken::from(*s, true)).collect();
+        let (model, mut trainer): (tokenizers::ModelWrapper, TrainerWrapper) = match self.algorithm {
             Algorithm::Wordpiece => (
                 WordPiece::builder()
                     .unk_token("[UNK]".into())
@@ -174,9 +170,7 @@ impl Tokenize {
         for (id, s) in SPECIALS.iter().enumerate() {
             let got = tok.token_to_id(s);
             if got != Some(id as u32) {
-                return Err(anyhow!(
-                    "internal: special token {s} got id {got:?}, expected {id}"
-                ));
+                return Err(anyhow!("internal: special token {s} got id {got:?}, expected {id}"));
             }
         }
         Ok(tok)
@@ -249,11 +243,7 @@ impl Stage for Tokenize {
             .collect::<Result<_>>()?;
         let rows: BTreeMap<String, crate::dataset::Rows> = read.into_iter().collect();
 
-        let fit_texts: Vec<String> = self
-            .fit_on
-            .iter()
-            .flat_map(|n| rows[n].texts.iter().cloned())
-            .collect();
+        let fit_texts: Vec<String> = self.fit_on.iter().flat_map(|n| rows[n].texts.iter().cloned()).collect();
         ctx.progress.message("training tokenizer");
         let tok = self.build(&fit_texts)?;
         drop(fit_texts);
@@ -271,11 +261,7 @@ impl Stage for Tokenize {
             .into_iter()
             .collect();
         crate::dataset::sort_labels(&mut labels);
-        let label_index: BTreeMap<&str, i32> = labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.as_str(), i as i32))
-            .collect();
+        let label_index: BTreeMap<&str, i32> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as i32)).collect();
 
         let total_rows: usize = self.encode_list().iter().map(|n| rows[n].texts.len()).sum();
         ctx.progress.message("encoding");
@@ -290,10 +276,7 @@ impl Stage for Tokenize {
                 .map(|chunk| {
                     let out = chunk
                         .iter()
-                        .map(|t| {
-                            tok.encode_fast(t.as_str(), false)
-                                .map(|e| e.get_ids().to_vec())
-                        })
+                        .map(|t| tok.encode_fast(t.as_str(), false).map(|e| e.get_ids().to_vec()))
                         .collect::<std::result::Result<Vec<_>, _>>()
                         .map_err(|e| anyhow!("encoding `{name}` failed: {e}"));
                     ctx.progress.inc(chunk.len() as u64);
@@ -321,8 +304,7 @@ impl Stage for Tokenize {
                     None => -1,
                 });
             }
-            write_ragged(&ctx.out.join(format!("{name}.seq")), &r)
-                .with_context(|| format!("writing `{name}`"))?;
+            write_ragged(&ctx.out.join(format!("{name}.seq")), &r).with_context(|| format!("writing `{name}`"))?;
             total_tokens += r.ids.len();
             stats.insert(
                 name.clone(),
@@ -366,6 +348,5 @@ impl Stage for Tokenize {
 pub fn read_meta(dir: &std::path::Path) -> Result<TokMeta> {
     let p = dir.join("meta.json");
     let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a valid tokenizer meta file", p.display()))
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid tokenizer meta file", p.display()))
 }
