@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod dataset;
+pub mod determinism;
 pub mod executor;
 pub mod graph;
 pub mod metrics;

@@ -434,7 +434,8 @@ pub fn typed<T: serde::de::DeserializeOwned>(value: Value, at: &str) -> Result<T
         }
         let msg = e.inner().to_string();
         // For `unknown field`, serde reports the path of the enclosing mapping; point at the key.
-        if let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+        let unknown = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next());
+        if let Some(field) = unknown.filter(|f| path != *f && !path.ends_with(&format!(".{f}"))) {
             if !path.is_empty() {
                 path.push('.');
             }
@@ -457,11 +458,26 @@ fn friendly(msg: &str) -> String {
         return format!("missing required field `{field}`");
     }
     m.replace("invalid type: ", "wrong type: found ")
+        .replace(
+            "expected struct RawSpec",
+            "expected a mapping with `name`, `datasets` and `stages`",
+        )
+        .replace(
+            "expected struct RawDataset",
+            "expected a mapping with `path` (and optionally `format`, `text`, `label`)",
+        )
+        .replace(
+            "expected struct EncoderSpec",
+            "expected a mapping like `{ type: bag, dim: 64 }`",
+        )
+        .replace("found sequence", "found a list")
+        .replace("found map,", "found a mapping,")
         .replace("u32", "a non-negative integer")
         .replace("u64", "a non-negative integer")
         .replace("usize", "a non-negative integer")
         .replace("f64", "a number")
         .replace("f32", "a number")
+        .replace("expected struct ", "expected a mapping for ")
 }
 
 fn strip_location(msg: &str) -> String {

@@ -50,7 +50,7 @@ pub struct FeatureExtract {
     #[serde(default = "d_batch")]
     pub batch_size: usize,
     #[serde(default = "d_lr")]
-    pub lr: f32,
+    pub lr: f64,
     #[serde(default = "d_patience")]
     pub patience: usize,
 }
@@ -64,7 +64,7 @@ fn d_epochs() -> usize {
 fn d_batch() -> usize {
     32
 }
-fn d_lr() -> f32 {
+fn d_lr() -> f64 {
     2e-2
 }
 fn d_patience() -> usize {
@@ -138,7 +138,7 @@ impl Stage for FeatureExtract {
         let settings = TrainSettings {
             epochs: self.epochs,
             batch_size: self.batch_size,
-            lr: self.lr,
+            lr: self.lr as f32,
             weight_decay: 0.0,
             warmup: 0.0,
             decay: false,

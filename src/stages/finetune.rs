@@ -66,16 +66,16 @@ pub struct Finetune {
     #[serde(default = "d_batch")]
     pub batch_size: usize,
     #[serde(default = "d_lr")]
-    pub lr: f32,
+    pub lr: f64,
     #[serde(default = "d_one")]
-    pub encoder_lr_scale: f32,
+    pub encoder_lr_scale: f64,
     #[serde(default)]
     pub optimizer: Optimizer,
     #[serde(default)]
-    pub weight_decay: f32,
+    pub weight_decay: f64,
     /// Share of steps with a linear warm-up.
     #[serde(default = "d_warmup")]
-    pub warmup: f32,
+    pub warmup: f64,
     /// Linear decay of the learning rate to 0 after warm-up.
     #[serde(default = "d_true")]
     pub decay: bool,
@@ -93,13 +93,13 @@ fn d_epochs() -> usize {
 fn d_batch() -> usize {
     32
 }
-fn d_lr() -> f32 {
+fn d_lr() -> f64 {
     1e-2
 }
-fn d_one() -> f32 {
+fn d_one() -> f64 {
     1.0
 }
-fn d_warmup() -> f32 {
+fn d_warmup() -> f64 {
     0.1
 }
 fn d_true() -> bool {
@@ -110,7 +110,7 @@ fn d_patience() -> usize {
 }
 
 /// Range checks shared with feature-extract.
-pub fn check_training(epochs: usize, batch: usize, lr: f32, train_size: Option<usize>) -> Vec<(String, String)> {
+pub fn check_training(epochs: usize, batch: usize, lr: f64, train_size: Option<usize>) -> Vec<(String, String)> {
     let mut v = Vec::new();
     if !(1..=10000).contains(&epochs) {
         v.push(("epochs".into(), "epochs is out of range: expected 1..=10000".into()));
@@ -228,18 +228,18 @@ impl Stage for Finetune {
         let settings = TrainSettings {
             epochs: self.epochs,
             batch_size: self.batch_size,
-            lr: self.lr,
+            lr: self.lr as f32,
             weight_decay: if self.optimizer == Optimizer::Adamw {
-                self.weight_decay
+                self.weight_decay as f32
             } else {
                 0.0
             },
-            warmup: self.warmup,
+            warmup: self.warmup as f32,
             decay: self.decay,
             patience: if devset.is_some() { self.patience } else { 0 },
             seed: ctx.seed,
             trainable,
-            encoder_lr_scale: self.encoder_lr_scale,
+            encoder_lr_scale: self.encoder_lr_scale as f32,
         };
         let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.progress)?;
         save_model(ctx.out, src, &model, &history)?;

@@ -49,7 +49,7 @@ pub struct Pretrain {
     #[serde(default = "d_epochs")]
     pub epochs: usize,
     #[serde(default = "d_lr")]
-    pub lr: f32,
+    pub lr: f64,
     /// Tokens on each side that form the context.
     #[serde(default = "d_window")]
     pub window: usize,
@@ -62,7 +62,7 @@ pub struct Pretrain {
 fn d_epochs() -> usize {
     5
 }
-fn d_lr() -> f32 {
+fn d_lr() -> f64 {
     0.05
 }
 fn d_window() -> usize {
@@ -169,12 +169,13 @@ impl Stage for Pretrain {
             window: self.window,
             negatives: self.negatives,
             epochs: self.epochs,
-            lr: self.lr,
+            lr: self.lr as f32,
             seed: ctx.seed,
             held_out: self.held_out,
         };
         let specials = crate::stages::tokenize::SPECIALS.len();
-        let (params, history) = cbow::train(&dev, &data, tok.vocab_size, specials, &settings, ctx.progress)?;
+        let (params, history, tokens_per_second) =
+            cbow::train(&dev, &data, tok.vocab_size, specials, &settings, ctx.progress)?;
         params.save(&ctx.out.join("encoder.safetensors"))?;
         let last = history.last().map(|h| h.held_out_loss).unwrap_or(f64::NAN);
         let cfg = PretrainConfig {
@@ -186,7 +187,7 @@ impl Stage for Pretrain {
         std::fs::write(ctx.out.join("encoder.json"), serde_json::to_vec_pretty(&cfg)?)?;
         Ok(Outcome {
             summary: format!("{} rows, {} epochs, held-out loss {last:.3}", data.len(), self.epochs),
-            metrics: Some(serde_json::json!({"held_out_loss": last})),
+            metrics: Some(serde_json::json!({"held_out_loss": last, "tokens_per_second": tokens_per_second})),
         })
     }
 }

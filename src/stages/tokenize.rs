@@ -157,6 +157,9 @@ impl Tokenize {
                     .into(),
             ),
         };
+        // Reproducible vocabularies: see crate::determinism.
+        crate::determinism::init();
+        tokenizers::utils::parallelism::set_parallelism(false);
         let mut tok = Tokenizer::new(model);
         tok.with_normalizer(Some(BertNormalizer::new(
             true,

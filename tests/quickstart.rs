@@ -1,0 +1,236 @@
+//! The quickstart end to end: learning happens, pretraining pays, reruns are cached, results
+//! are reproducible, trained models classify new text, and a diverging run caches nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn quickstart() -> PathBuf {
+    root().join("pipelines/quickstart.yaml")
+}
+
+/// Runs warmstart with a workspace; returns (exit code, stdout, stderr).
+fn ws(workspace: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_warmstart"))
+        .arg("--workspace")
+        .arg(workspace)
+        .args(args)
+        .output()
+        .expect("run warmstart");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn run_json(workspace: &Path, extra: &[&str]) -> (i32, Value) {
+    let spec = quickstart();
+    let mut args = vec!["run", spec.to_str().unwrap(), "--json", "--jobs", "2"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = ws(workspace, &args);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}\n{err}"));
+    (code, v)
+}
+
+fn stage<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no stage {name}"))
+}
+
+fn accuracy(report: &Value, name: &str) -> f64 {
+    stage(report, name)["metrics"]["accuracy"].as_f64().unwrap()
+}
+
+#[test]
+fn quickstart_learns_pretraining_pays_and_reruns_are_cached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path().join("ws");
+    let (code, r) = run_json(&w, &[]);
+    assert_eq!(code, 0, "{r}");
+    for s in r["stages"].as_array().unwrap() {
+        assert_eq!(s["status"], "ran", "{s}");
+    }
+
+    // Learning happens: every model beats the majority class clearly.
+    let majority = stage(&r, "test_scratch")["metrics"]["majority_baseline"]
+        .as_f64()
+        .unwrap();
+    assert!((majority - 0.55).abs() < 1e-9, "majority {majority}");
+    let (scratch, tuned, frozen) = (
+        accuracy(&r, "test_scratch"),
+        accuracy(&r, "test_tuned"),
+        accuracy(&r, "test_frozen"),
+    );
+    for (name, a) in [("scratch", scratch), ("tuned", tuned), ("frozen", frozen)] {
+        assert!(
+            a > majority + 0.1,
+            "{name} accuracy {a} does not beat the majority class {majority}"
+        );
+    }
+    // Pretraining pays where the data says it should (rare polar words seen only unlabelled).
+    assert!(tuned > scratch + 0.05, "fine-tuned {tuned} vs scratch {scratch}");
+    assert!(frozen > scratch + 0.05, "feature-extract {frozen} vs scratch {scratch}");
+
+    // Training loss falls, per epoch, in the stored history.
+    let key = stage(&r, "scratch")["key"].as_str().unwrap().to_string();
+    let hist: Value =
+        serde_json::from_slice(&std::fs::read(w.join("store").join(&key).join("files/history.json")).unwrap()).unwrap();
+    let losses: Vec<f64> = hist
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["train_loss"].as_f64().unwrap())
+        .collect();
+    assert!(
+        losses.len() >= 2 && losses.last().unwrap() < &(losses[0] * 0.5),
+        "losses {losses:?}"
+    );
+    let pre_key = stage(&r, "embed")["key"].as_str().unwrap().to_string();
+    let pre: Value =
+        serde_json::from_slice(&std::fs::read(w.join("store").join(&pre_key).join("files/encoder.json")).unwrap())
+            .unwrap();
+    let pl: Vec<f64> = pre["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["held_out_loss"].as_f64().unwrap())
+        .collect();
+    assert!(pl.last().unwrap() < &pl[0], "held-out loss should fall: {pl:?}");
+
+    // evaluate writes the full metrics file.
+    let ev_key = stage(&r, "test_tuned")["key"].as_str().unwrap().to_string();
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(w.join("store").join(&ev_key).join("files/metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["rows"], 1600);
+    assert_eq!(m["per_class"].as_array().unwrap().len(), 2);
+    let total: u64 = m["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 1600);
+
+    // A rerun runs nothing and reports the same metrics.
+    let (code, again) = run_json(&w, &[]);
+    assert_eq!(code, 0);
+    for s in again["stages"].as_array().unwrap() {
+        assert_eq!(s["status"], "cached", "{s}");
+    }
+    assert_eq!(accuracy(&again, "test_tuned"), tuned);
+
+    // Same spec + seed + threads in a fresh workspace: identical keys and metrics.
+    let (_, fresh) = run_json(&tmp.path().join("ws2"), &[]);
+    for name in ["test_scratch", "test_tuned", "test_frozen"] {
+        assert_eq!(
+            stage(&fresh, name)["metrics"],
+            stage(&r, name)["metrics"],
+            "{name} not reproducible"
+        );
+        assert_eq!(stage(&fresh, name)["key"], stage(&r, name)["key"]);
+    }
+
+    // predict and export: the stage and its exported copy give the same answers.
+    let spec = quickstart();
+    let texts = [
+        "i think this blender is superb",
+        "the charger arrived flimsy and dreadful",
+    ];
+    let (code, by_stage, err) = ws(
+        &w,
+        &[
+            "predict",
+            spec.to_str().unwrap(),
+            "frozen",
+            texts[0],
+            texts[1],
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let preds: Value = serde_json::from_str(&by_stage).unwrap();
+    assert_eq!(preds.as_array().unwrap().len(), 2);
+    for p in preds.as_array().unwrap() {
+        let probs = p["probabilities"].as_object().unwrap();
+        let sum: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-4);
+        assert!(["negative", "positive"].contains(&p["label"].as_str().unwrap()));
+    }
+    let out = tmp.path().join("model");
+    let (code, _, err) = ws(
+        &w,
+        &[
+            "export",
+            spec.to_str().unwrap(),
+            "frozen",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    for f in ["tokenizer.json", "model.safetensors", "model.json"] {
+        assert!(out.join(f).is_file(), "{f} missing from export");
+    }
+    let (code, by_dir, _) = ws(
+        &w,
+        &[
+            "predict",
+            "--model",
+            out.to_str().unwrap(),
+            texts[0],
+            texts[1],
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(by_dir, by_stage);
+}
+
+#[test]
+fn a_diverging_run_fails_clearly_and_caches_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path().join("ws");
+    let (code, r) = run_json(&w, &["--set", "scratch.lr=1e30"]);
+    assert_eq!(code, 1, "{r}");
+    let s = stage(&r, "scratch");
+    assert_eq!(s["status"], "failed");
+    let err = s["error"].as_str().unwrap();
+    assert!(err.contains("lower the learning rate"), "{err}");
+    assert_eq!(stage(&r, "test_scratch")["status"], "skipped");
+    // Unrelated branches still finished.
+    assert_eq!(stage(&r, "test_tuned")["status"], "ran");
+    let key = s["key"].as_str().unwrap();
+    assert!(
+        !w.join("store").join(key).exists(),
+        "a failed stage must not leave a store entry"
+    );
+    // Predicting with it says it is not trained.
+    let spec = quickstart();
+    let (code, _, err) = ws(
+        &w,
+        &[
+            "predict",
+            spec.to_str().unwrap(),
+            "scratch",
+            "hello",
+            "--set",
+            "scratch.lr=1e30",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("no trained model"), "{err}");
+}
