@@ -83,6 +83,20 @@ enum Command {
         #[arg(long = "set", value_name = "PATH=VALUE")]
         sets: Vec<String>,
     },
+    /// Check every store entry against its checksums.
+    Verify {
+        /// Remove corrupt entries (their stages rerun on the next `run`).
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Remove store entries that none of the given specs reference.
+    Gc {
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write a trained model as a self-contained folder (tokenizer.json, model.safetensors, model.json).
     Export {
         spec: PathBuf,
@@ -191,6 +205,8 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             println!("exported `{stage}` to {}", out.display());
             Ok(0)
         }
+        Command::Verify { repair } => verify(&cli.workspace, repair),
+        Command::Gc { specs, dry_run } => gc(&cli.workspace, &specs, dry_run),
         Command::Dag { spec, sets, format } => {
             let s = Spec::load(&spec, &sets)?;
             match format {
@@ -395,5 +411,69 @@ fn predict(
             w.flush().map_err(anyhow::Error::from)?;
         }
     }
+    Ok(0)
+}
+
+fn verify(workspace: &Path, repair: bool) -> Result<i32, Failure> {
+    let ws = Workspace::open(workspace)?;
+    let _lock = ws.lock(|holder| eprintln!("waiting for the run on this workspace to finish ({holder})"))?;
+    let keys = ws.store.keys()?;
+    let mut bad = 0;
+    for k in &keys {
+        if let Err(e) = ws.store.verify(k) {
+            bad += 1;
+            let stage = ws.store.lookup(k).map(|m| m.stage).unwrap_or_else(|| "?".into());
+            println!("CORRUPT {k} (stage `{stage}`): {e:#}");
+            if repair {
+                ws.store.remove(k)?;
+                println!("  removed; the stage reruns on the next `warmstart run`");
+            }
+        }
+    }
+    println!(
+        "{} entries checked, {} ok, {} corrupt",
+        keys.len(),
+        keys.len() - bad,
+        bad
+    );
+    Ok(if bad > 0 && !repair { 1 } else { 0 })
+}
+
+fn gc(workspace: &Path, specs: &[PathBuf], dry_run: bool) -> Result<i32, Failure> {
+    let ws = Workspace::open(workspace)?;
+    // Holding the run lock means no run is using (or about to commit) any entry.
+    let _lock = ws.lock(|holder| eprintln!("waiting for the run on this workspace to finish ({holder})"))?;
+    let mut keep = BTreeSet::new();
+    for path in specs {
+        let spec = Spec::load(path, &[])?;
+        let plan = plan::plan(&spec, &ws)?;
+        keep.extend(plan.stages.into_iter().map(|p| p.key));
+    }
+    let (mut n, mut bytes) = (0usize, 0u64);
+    for k in ws.store.keys()? {
+        if keep.contains(&k) {
+            continue;
+        }
+        let size = ws
+            .store
+            .lookup(&k)
+            .map(|m| m.files.values().map(|f| f.bytes).sum::<u64>())
+            .unwrap_or(0);
+        if !dry_run {
+            ws.store.remove(&k)?;
+        }
+        n += 1;
+        bytes += size;
+    }
+    if !dry_run {
+        bytes += ws.store.clear_tmp()?;
+    }
+    let verb = if dry_run { "would free" } else { "freed" };
+    println!(
+        "{verb} {:.1} MB in {n} entries; kept {} referenced by {} spec(s)",
+        bytes as f64 / 1e6,
+        keep.len(),
+        specs.len()
+    );
     Ok(0)
 }

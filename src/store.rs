@@ -160,6 +160,22 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes leftovers of interrupted runs in `tmp/`; only safe while holding the run lock.
+    /// Returns the bytes freed.
+    pub fn clear_tmp(&self) -> Result<u64> {
+        let mut freed = 0;
+        for e in fs::read_dir(&self.tmp)? {
+            let p = e?.path();
+            freed += disk_size(&p);
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+        }
+        Ok(freed)
+    }
+
     /// Keys of every complete entry.
     pub fn keys(&self) -> Result<Vec<String>> {
         let mut v = Vec::new();
@@ -206,6 +222,16 @@ fn checksum_tree(dir: &Path, sync: bool) -> Result<BTreeMap<String, FileSum>> {
         }
     }
     Ok(out)
+}
+
+fn disk_size(p: &Path) -> u64 {
+    if p.is_dir() {
+        fs::read_dir(p)
+            .map(|rd| rd.flatten().map(|e| disk_size(&e.path())).sum())
+            .unwrap_or(0)
+    } else {
+        fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+    }
 }
 
 /// Writes a file and fsyncs it.

@@ -29,6 +29,9 @@ pub mod pad;
 pub mod pretrain;
 pub mod tokenize;
 
+/// Reads a stage's parameters; on error, the failing field path and a message.
+pub type ParseFn = fn(Value, &str) -> Result<Box<dyn Stage>, (String, String)>;
+
 /// An entry of the registry: how to read one kind of stage from YAML.
 pub struct Kind {
     pub name: &'static str,
@@ -36,7 +39,7 @@ pub struct Kind {
     pub version: u32,
     /// One line for `--help`-style listings.
     pub summary: &'static str,
-    pub parse: fn(Value, &str) -> Result<Box<dyn Stage>, (String, String)>,
+    pub parse: ParseFn,
 }
 
 impl Debug for Kind {

@@ -1,0 +1,164 @@
+//! Store maintenance: `verify` finds corrupt entries and a run recomputes them; `gc` removes
+//! only what no given spec references; an interrupted run (SIGKILL at random moments) never
+//! leaves an entry that a later run trusts, and the final metrics equal a clean run's.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn quickstart() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.yaml")
+}
+
+fn warmstart(ws: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_warmstart"))
+        .arg("--workspace")
+        .arg(ws)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn run(ws: &Path) -> Value {
+    let spec = quickstart();
+    let (code, out, err) = warmstart(ws, &["run", spec.to_str().unwrap(), "--json", "--jobs", "2"]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn metrics(r: &Value) -> Vec<(String, Value)> {
+    r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "evaluate")
+        .map(|s| (s["name"].as_str().unwrap().to_string(), s["metrics"].clone()))
+        .collect()
+}
+
+fn key_of(r: &Value, name: &str) -> String {
+    r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn verify_detects_corruption_and_run_recomputes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    let first = run(&ws);
+    let (code, out, _) = warmstart(&ws, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("9 entries checked, 9 ok, 0 corrupt"), "{out}");
+
+    // Truncate the padded training data of `seqs`.
+    let seqs = key_of(&first, "seqs");
+    let f = ws.join("store").join(&seqs).join("files/train.pad");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, out, _) = warmstart(&ws, &["verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("CORRUPT {seqs} (stage `seqs`)")) && out.contains("train.pad"),
+        "{out}"
+    );
+
+    // The next run never uses it: `seqs` reruns, everything downstream stays cached (same key).
+    let again = run(&ws);
+    for s in again["stages"].as_array().unwrap() {
+        let want = if s["name"] == "seqs" { "ran" } else { "cached" };
+        assert_eq!(s["status"], want, "{s}");
+    }
+    assert!(again["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "seqs" && s["reasons"][0].as_str().unwrap().contains("corrupt")));
+    assert_eq!(metrics(&again), metrics(&first));
+    let (code, out, _) = warmstart(&ws, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn gc_keeps_what_specs_reference_and_frees_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    let spec = quickstart();
+    let s = spec.to_str().unwrap();
+    run(&ws);
+    // A variant's entries (only `scratch` and its evaluation differ).
+    let (code, _, err) = warmstart(&ws, &["run", s, "--set", "scratch.epochs=3", "--jobs", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let count = || std::fs::read_dir(ws.join("store")).unwrap().count();
+    assert_eq!(count(), 11);
+    let (code, out, _) = warmstart(&ws, &["gc", s, "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("would free") && out.contains("in 2 entries"), "{out}");
+    assert_eq!(count(), 11);
+    let (code, out, _) = warmstart(&ws, &["gc", s]);
+    assert_eq!(code, 0);
+    assert!(out.contains("freed") && out.contains("in 2 entries"), "{out}");
+    assert_eq!(count(), 9);
+    // Everything the spec needs is still there.
+    let r = run(&ws);
+    assert!(r["stages"].as_array().unwrap().iter().all(|s| s["status"] == "cached"));
+}
+
+/// Kills runs with SIGKILL at random moments (during tokenize, training, commits), resumes
+/// each time, and checks that no `cached` stage ever fails verification and that the final
+/// metrics equal a clean run's.
+#[test]
+fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = run(&tmp.path().join("clean"));
+    let ws = tmp.path().join("ws");
+    let spec = quickstart();
+    // Deterministic pseudo-random delays (xorshift), spread over a full run's duration.
+    let full = {
+        let t = Instant::now();
+        run(&tmp.path().join("timing"));
+        t.elapsed().as_millis() as u64
+    };
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut kills = 0;
+    for _ in 0..12 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let delay = x % (full / 3).max(50);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warmstart"))
+            .arg("--workspace")
+            .arg(&ws)
+            .args(["run", spec.to_str().unwrap(), "--jobs", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+        // Whatever the store holds now must verify: no half-written entry is visible.
+        let (code, out, _) = warmstart(&ws, &["verify"]);
+        assert_eq!(code, 0, "after a kill at {delay} ms: {out}");
+    }
+    let last = run(&ws);
+    assert_eq!(metrics(&last), metrics(&clean));
+    println!("survived {kills} SIGKILLs; final metrics equal the clean run's");
+    assert!(kills >= 6, "only {kills} runs were still going when killed");
+}
