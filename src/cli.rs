@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::executor::{self, Options, Status};
 use crate::plan::{self, PlanError};
 use crate::progress::Reporter;
-use crate::spec::{Spec, SpecErrors};
+use crate::spec::{SpecErrors, Study};
 use crate::workspace::Workspace;
 
 #[derive(Parser, Debug)]
@@ -182,10 +182,18 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         } => run(&cli.workspace, &spec, &sets, jobs, force, json),
         Command::Status { spec, sets, json } => status(&cli.workspace, &spec, &sets, json),
         Command::Validate { spec, sets } => {
-            let s = Spec::load(&spec, &sets)?;
-            plan::check_datasets(&s)?;
+            let study = Study::load(&spec, &sets)?;
+            for v in &study.variants {
+                plan::check_datasets(v)?;
+            }
+            let s = &study.variants[0];
+            let variants = if study.variants.len() > 1 {
+                format!(", {} variants", study.variants.len())
+            } else {
+                String::new()
+            };
             println!(
-                "{}: ok ({} datasets, {} stages)",
+                "{}: ok ({} datasets, {} stages{variants})",
                 spec.display(),
                 s.datasets.len(),
                 s.stages.len()
@@ -208,10 +216,10 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Verify { repair } => verify(&cli.workspace, repair),
         Command::Gc { specs, dry_run } => gc(&cli.workspace, &specs, dry_run),
         Command::Dag { spec, sets, format } => {
-            let s = Spec::load(&spec, &sets)?;
+            let study = Study::load(&spec, &sets)?;
             match format {
-                DagFormat::Mermaid => print!("{}", crate::graph::mermaid(&s)),
-                DagFormat::Dot => print!("{}", crate::graph::dot(&s)),
+                DagFormat::Mermaid => print!("{}", crate::graph::mermaid(&study)),
+                DagFormat::Dot => print!("{}", crate::graph::dot(&study)),
             }
             Ok(0)
         }
@@ -230,14 +238,14 @@ fn run(
     force: Vec<String>,
     json: bool,
 ) -> Result<i32, Failure> {
-    let spec = Spec::load(spec_path, sets)?;
+    let study = Study::load(spec_path, sets)?;
     let jobs = jobs.unwrap_or_else(default_jobs);
     if jobs == 0 {
         return Err(Failure::Usage("error: --jobs must be at least 1".into()));
     }
     for f in &force {
-        if spec.stage(f).is_none() {
-            let names: Vec<&str> = spec.stages.iter().map(|s| s.name.as_str()).collect();
+        if study.find(f).is_none() && study.variants[0].stage(f).is_none() {
+            let names: Vec<&str> = study.variants[0].stages.iter().map(|s| s.name.as_str()).collect();
             return Err(Failure::Usage(format!(
                 "error: --force {f}: no such stage (stages: {})",
                 names.join(", ")
@@ -256,13 +264,13 @@ fn run(
             if holder.is_empty() { "unknown process" } else { holder }
         ))
     })?;
-    let plan = plan::plan(&spec, &ws)?;
+    let plan = plan::plan(&study, &ws)?;
     let opts = Options {
         jobs,
         force: force.into_iter().collect::<BTreeSet<_>>(),
         reporter: &reporter,
     };
-    let report = executor::run(&spec, &plan, &ws, &opts);
+    let report = executor::run(&study, &plan, &ws, &opts);
     if json {
         println!(
             "{}",
@@ -277,7 +285,7 @@ fn run(
                 Status::Skipped => "skipped",
             };
             let detail = s.error.clone().unwrap_or_else(|| s.summary.clone());
-            println!("{:<20} {:<8} {:>8.2}s  {}", s.name, status, s.seconds, detail);
+            println!("{:<24} {:<8} {:>8.2}s  {}", s.name, status, s.seconds, detail);
         }
         println!(
             "{}: {} in {:.2}s",
@@ -290,31 +298,25 @@ fn run(
 }
 
 fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: bool) -> Result<i32, Failure> {
-    let spec = Spec::load(spec_path, sets)?;
+    let study = Study::load(spec_path, sets)?;
     let ws = Workspace::open(workspace)?;
-    let plan = plan::plan(&spec, &ws)?;
+    let plan = plan::plan(&study, &ws)?;
     if json {
         let stages: Vec<_> = plan
-            .dag
-            .order
-            .iter()
-            .map(|&i| {
-                let p = &plan.stages[i];
-                json!({"name": p.name, "kind": spec.stages[i].kind.name, "fresh": p.fresh, "key": p.key, "reasons": p.reasons})
+            .all()
+            .map(|p| {
+                json!({"name": p.name, "stage": p.stage, "variant": study.variants[p.variant].variant,
+                       "kind": p.fingerprint.kind, "fresh": p.fresh, "key": p.key, "reasons": p.reasons})
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"pipeline": spec.name, "stages": stages}))
-                .map_err(anyhow::Error::from)?
-        );
+        let out = json!({"pipeline": study.name, "stages": stages});
+        println!("{}", serde_json::to_string_pretty(&out).map_err(anyhow::Error::from)?);
     } else {
-        for &i in &plan.dag.order {
-            let p = &plan.stages[i];
+        for p in plan.all() {
             if p.fresh {
-                println!("{:<20} fresh", p.name);
+                println!("{:<24} fresh", p.name);
             } else {
-                println!("{:<20} stale: {}", p.name, p.reasons.join("; "));
+                println!("{:<24} stale: {}", p.name, p.reasons.join("; "));
             }
         }
     }
@@ -323,9 +325,13 @@ fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: bool) -> Re
 
 /// The store folder of a trained model stage of a spec; fails if it is not trained yet.
 fn trained_model_dir(workspace: &Path, spec_path: &Path, stage: &str, sets: &[String]) -> Result<PathBuf, Failure> {
-    let spec = Spec::load(spec_path, sets)?;
-    let Some(s) = spec.stage(stage) else {
-        let names: Vec<&str> = spec.stages.iter().map(|s| s.name.as_str()).collect();
+    let study = Study::load(spec_path, sets)?;
+    let Some((_, s)) = study.find(stage) else {
+        let names: Vec<String> = study
+            .variants
+            .iter()
+            .flat_map(|v| v.stages.iter().map(|s| Study::display(v, &s.name)))
+            .collect();
         return Err(Failure::Usage(format!(
             "error: no stage `{stage}` in {} (stages: {})",
             spec_path.display(),
@@ -339,8 +345,10 @@ fn trained_model_dir(workspace: &Path, spec_path: &Path, stage: &str, sets: &[St
         )));
     }
     let ws = Workspace::open(workspace)?;
-    let plan = plan::plan(&spec, &ws)?;
-    let p = plan.stages.iter().find(|p| p.name == stage).expect("stage exists");
+    let plan = plan::plan(&study, &ws)?;
+    let (spec, s) = study.find(stage).expect("found above");
+    let name = Study::display(spec, &s.name);
+    let p = plan.find(&name).expect("stage planned");
     if !p.fresh {
         return Err(Failure::Failed(format!(
             "error: stage `{stage}` has no trained model for this spec yet ({}); run `warmstart run {}` first",
@@ -445,9 +453,9 @@ fn gc(workspace: &Path, specs: &[PathBuf], dry_run: bool) -> Result<i32, Failure
     let _lock = ws.lock(|holder| eprintln!("waiting for the run on this workspace to finish ({holder})"))?;
     let mut keep = BTreeSet::new();
     for path in specs {
-        let spec = Spec::load(path, &[])?;
-        let plan = plan::plan(&spec, &ws)?;
-        keep.extend(plan.stages.into_iter().map(|p| p.key));
+        let study = Study::load(path, &[])?;
+        let plan = plan::plan(&study, &ws)?;
+        keep.extend(plan.jobs.into_iter().map(|j| j.key));
     }
     let (mut n, mut bytes) = (0usize, 0u64);
     for k in ws.store.keys()? {

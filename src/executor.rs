@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::plan::Plan;
 use crate::progress::Reporter;
-use crate::spec::Spec;
+use crate::spec::Study;
 use crate::stages::{Input, StageCtx, Want};
 use crate::store::EntryMeta;
 use crate::workspace::{Recorded, Workspace};
@@ -35,7 +35,11 @@ pub enum Status {
 /// One stage's result, as printed by `run --json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StageReport {
+    /// `stage@variant` (just `stage` when the spec has no variants).
     pub name: String,
+    /// The stage's name in the spec, and the variant (empty without variants).
+    pub stage: String,
+    pub variant: String,
     pub kind: String,
     pub status: Status,
     pub seconds: f64,
@@ -61,7 +65,7 @@ pub struct RunReport {
 
 pub struct Options<'a> {
     pub jobs: usize,
-    /// Stages to rerun even if cached.
+    /// Stages to rerun even if cached (`stage` for every variant, or `stage@variant`).
     pub force: BTreeSet<String>,
     pub reporter: &'a Reporter,
 }
@@ -73,11 +77,14 @@ struct Sched {
     remaining: usize,
 }
 
-pub fn run(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options) -> RunReport {
+/// Runs the plan's jobs (distinct keys) and reports every stage of every variant: the stage
+/// that ran a job reports how it went; other variants' stages with the same key are `cached`
+/// with the reason "shared with …".
+pub fn run(study: &Study, plan: &Plan, ws: &Workspace, opts: &Options) -> RunReport {
     let t0 = Instant::now();
-    let n = spec.stages.len();
-    let waiting: Vec<usize> = (0..n).map(|i| plan.dag.upstream(i).len()).collect();
-    let ready: VecDeque<usize> = plan.dag.order.iter().copied().filter(|&i| waiting[i] == 0).collect();
+    let n = plan.jobs.len();
+    let waiting: Vec<usize> = plan.jobs.iter().map(|j| j.upstream.len()).collect();
+    let ready: VecDeque<usize> = (0..n).filter(|&j| waiting[j] == 0).collect();
     let sched = Mutex::new(Sched {
         waiting,
         ready,
@@ -85,14 +92,14 @@ pub fn run(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options) -> RunRepor
         remaining: n,
     });
     let cv = Condvar::new();
-    let state = Mutex::new(ws.load_state(&spec.name));
+    let state = Mutex::new(ws.load_state(&study.name));
 
     let worker = || loop {
-        let i = {
+        let j = {
             let mut g = sched.lock().unwrap_or_else(|e| e.into_inner());
             loop {
-                if let Some(i) = g.ready.pop_front() {
-                    break i;
+                if let Some(j) = g.ready.pop_front() {
+                    break j;
                 }
                 if g.remaining == 0 {
                     return;
@@ -100,34 +107,35 @@ pub fn run(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options) -> RunRepor
                 g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let report = run_one(spec, plan, ws, opts, i);
+        let report = run_one(study, plan, ws, opts, j);
         let ok = matches!(report.status, Status::Ran | Status::Cached);
         if ok {
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-            let p = &plan.stages[i];
-            st.stages.insert(
-                p.name.clone(),
-                Recorded {
-                    key: p.key.clone(),
-                    fingerprint: p.fingerprint.clone(),
-                },
-            );
-            if let Err(e) = ws.save_state(&spec.name, &st) {
+            for p in plan.all().filter(|p| p.job == j) {
+                st.stages.insert(
+                    p.name.clone(),
+                    Recorded {
+                        key: p.key.clone(),
+                        fingerprint: p.fingerprint.clone(),
+                    },
+                );
+            }
+            if let Err(e) = ws.save_state(&study.name, &st) {
                 opts.reporter.line(&format!("warning: cannot save run state: {e:#}"));
             }
         }
         let mut g = sched.lock().unwrap_or_else(|e| e.into_inner());
-        g.results[i] = Some(report);
+        g.results[j] = Some(report);
         g.remaining -= 1;
         if ok {
-            for d in plan.dag.downstream(i) {
+            for &d in &plan.jobs[j].downstream {
                 g.waiting[d] -= 1;
                 if g.waiting[d] == 0 && g.results[d].is_none() {
                     g.ready.push_back(d);
                 }
             }
         } else {
-            skip_downstream(spec, plan, &mut g, i, opts.reporter);
+            skip_downstream(plan, &mut g, j, opts.reporter);
         }
         cv.notify_all();
     };
@@ -138,10 +146,26 @@ pub fn run(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options) -> RunRepor
     });
 
     let g = sched.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut results: Vec<Option<StageReport>> = g.results;
-    let stages: Vec<StageReport> = plan.dag.order.iter().filter_map(|&i| results[i].take()).collect();
+    let results: Vec<StageReport> = g.results.into_iter().map(|r| r.expect("every job reported")).collect();
+    let mut stages = Vec::new();
+    for p in plan.all() {
+        let job = &plan.jobs[p.job];
+        let mut r = results[p.job].clone();
+        if job.first != (p.variant, p.index) {
+            let first = plan.planned(p.job).name.clone();
+            if matches!(r.status, Status::Ran | Status::Cached) {
+                r.status = Status::Cached;
+                r.seconds = 0.0;
+                r.reasons = vec![format!("shared with `{first}` (same key)")];
+            }
+        }
+        r.name = p.name.clone();
+        r.stage = p.stage.clone();
+        r.variant = study.variants[p.variant].variant.clone();
+        stages.push(r);
+    }
     RunReport {
-        pipeline: spec.name.clone(),
+        pipeline: study.name.clone(),
         ok: stages.iter().all(|s| matches!(s.status, Status::Ran | Status::Cached)),
         seconds: t0.elapsed().as_secs_f64(),
         jobs: opts.jobs,
@@ -149,18 +173,21 @@ pub fn run(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options) -> RunRepor
     }
 }
 
-fn skip_downstream(spec: &Spec, plan: &Plan, g: &mut Sched, failed: usize, reporter: &Reporter) {
-    let mut stack = plan.dag.downstream(failed);
+fn skip_downstream(plan: &Plan, g: &mut Sched, failed: usize, reporter: &Reporter) {
+    let mut stack = plan.jobs[failed].downstream.clone();
+    let failed_name = plan.planned(failed).name.clone();
     while let Some(d) = stack.pop() {
         if g.results[d].is_some() {
             continue;
         }
-        let p = &plan.stages[d];
-        let why = format!("upstream stage `{}` failed", spec.stages[failed].name);
+        let p = plan.planned(d);
+        let why = format!("upstream stage `{failed_name}` failed");
         reporter.line(&format!("{}: skipped ({why})", p.name));
         g.results[d] = Some(StageReport {
             name: p.name.clone(),
-            kind: spec.stages[d].kind.name.to_string(),
+            stage: p.stage.clone(),
+            variant: String::new(),
+            kind: p.fingerprint.kind.clone(),
             status: Status::Skipped,
             seconds: 0.0,
             key: p.key.clone(),
@@ -170,16 +197,19 @@ fn skip_downstream(spec: &Spec, plan: &Plan, g: &mut Sched, failed: usize, repor
             metrics: None,
         });
         g.remaining -= 1;
-        stack.extend(plan.dag.downstream(d));
+        stack.extend(plan.jobs[d].downstream.iter().copied());
     }
 }
 
-fn run_one(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options, i: usize) -> StageReport {
-    let p = &plan.stages[i];
-    let s = &spec.stages[i];
+fn run_one(study: &Study, plan: &Plan, ws: &Workspace, opts: &Options, j: usize) -> StageReport {
+    let p = plan.planned(j);
+    let spec = &study.variants[p.variant];
+    let s = &spec.stages[p.index];
     let t = Instant::now();
     let mut report = StageReport {
         name: p.name.clone(),
+        stage: p.stage.clone(),
+        variant: spec.variant.clone(),
         kind: s.kind.name.to_string(),
         status: Status::Cached,
         seconds: 0.0,
@@ -189,7 +219,7 @@ fn run_one(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options, i: usize) -
         error: None,
         metrics: None,
     };
-    let forced = opts.force.contains(&p.name);
+    let forced = opts.force.contains(&p.name) || opts.force.contains(&p.stage);
     if forced {
         report.reasons = vec!["forced".into()];
     } else if p.fresh {
@@ -221,10 +251,7 @@ fn run_one(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options, i: usize) -
         for inp in s.stage.inputs() {
             let v = match inp.want {
                 Want::Dataset => Input::Dataset(spec.datasets[&inp.name].clone()),
-                Want::Stage(_) => {
-                    let key = &plan.stages.iter().find(|q| q.name == inp.name).expect("planned").key;
-                    Input::Artefact(ws.store.files_dir(key))
-                }
+                Want::Stage(_) => Input::Artefact(ws.store.files_dir(&p.fingerprint.inputs[&inp.name].key)),
             };
             inputs.insert(inp.name, v);
         }
@@ -251,7 +278,7 @@ fn run_one(spec: &Spec, plan: &Plan, ws: &Workspace, opts: &Options, i: usize) -
             key: p.key.clone(),
             kind: s.kind.name.to_string(),
             stage: p.name.clone(),
-            pipeline: spec.name.clone(),
+            pipeline: study.name.clone(),
             created_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())

@@ -7,7 +7,7 @@
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::spec::{Spec, SpecError, SpecErrors};
+use crate::spec::{Spec, SpecError, SpecErrors, Study};
 use crate::stages::Want;
 
 /// The checked DAG of a spec. Indices are positions in `spec.stages`.
@@ -178,21 +178,72 @@ fn cycle_errors(spec: &Spec, graph: &DiGraph<usize, ()>) -> Vec<SpecError> {
     out
 }
 
+/// The distinct stages of a study: one node per key-independent (variant, stage) whose
+/// parameters differ; with variants, nodes are `stage@variant` and a stage whose definition is
+/// the same in every variant (same parameters, same inputs) is drawn once.
+fn nodes(study: &Study) -> Vec<(String, String, Vec<String>)> {
+    // (node id, label, input node ids)
+    let mut seen: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let mut out = Vec::new();
+    for v in &study.variants {
+        let mut id_of: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+        for st in &v.stages {
+            let inputs: Vec<String> = st
+                .stage
+                .inputs()
+                .iter()
+                .map(|i| id_of.get(&i.name).cloned().unwrap_or_else(|| i.name.clone()))
+                .collect();
+            // Identity: kind, parameters, seed use and the ids of the inputs.
+            let ident = format!(
+                "{}|{}|{:?}|{:?}",
+                st.kind.name,
+                st.stage.params(),
+                st.stage.uses_seed().then_some(v.seed),
+                inputs
+            );
+            let id = match seen.get(&ident) {
+                Some(id) => id.clone(),
+                None => {
+                    let display = Study::display(v, &st.name);
+                    // Readable ids: the stage name, numbered when variants make several nodes of it.
+                    let taken = seen
+                        .values()
+                        .filter(|i| *i == &st.name || i.starts_with(&format!("{}_", st.name)))
+                        .count();
+                    let id = if taken == 0 {
+                        st.name.clone()
+                    } else {
+                        format!("{}_{taken}", st.name)
+                    };
+                    seen.insert(ident, id.clone());
+                    let mut uniq = inputs.clone();
+                    uniq.dedup();
+                    out.push((id.clone(), format!("{display} ({})", st.kind.name), uniq));
+                    id
+                }
+            };
+            id_of.insert(st.name.clone(), id);
+        }
+    }
+    out
+}
+
 /// Renders the pipeline as a Mermaid flowchart (datasets as stadium shapes).
-pub fn mermaid(spec: &Spec) -> String {
+pub fn mermaid(study: &Study) -> String {
     let mut s = String::from("flowchart LR\n");
-    for name in spec.datasets.keys() {
+    for name in study.variants[0].datasets.keys() {
         s.push_str(&format!("  {name}([{name}])\n"));
     }
-    for st in &spec.stages {
-        s.push_str(&format!("  {}[\"{}<br/><i>{}</i>\"]\n", st.name, st.name, st.kind.name));
+    let nodes = nodes(study);
+    for (id, label, _) in &nodes {
+        s.push_str(&format!("  {id}[\"{label}\"]\n"));
     }
-    for st in &spec.stages {
-        let mut seen = Vec::new();
-        for inp in st.stage.inputs() {
-            if !seen.contains(&inp.name) {
-                s.push_str(&format!("  {} --> {}\n", inp.name, st.name));
-                seen.push(inp.name);
+    for (id, _, inputs) in &nodes {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in inputs {
+            if seen.insert(i) {
+                s.push_str(&format!("  {i} --> {id}\n"));
             }
         }
     }
@@ -200,23 +251,23 @@ pub fn mermaid(spec: &Spec) -> String {
 }
 
 /// Renders the pipeline in Graphviz dot.
-pub fn dot(spec: &Spec) -> String {
-    let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n", spec.name.replace('"', "'"));
-    for name in spec.datasets.keys() {
+pub fn dot(study: &Study) -> String {
+    let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n", study.name.replace('"', "'"));
+    for name in study.variants[0].datasets.keys() {
         s.push_str(&format!("  \"{name}\" [shape=cylinder];\n"));
     }
-    for st in &spec.stages {
+    let nodes = nodes(study);
+    for (id, label, _) in &nodes {
         s.push_str(&format!(
-            "  \"{}\" [shape=box, label=\"{}\\n({})\"];\n",
-            st.name, st.name, st.kind.name
+            "  \"{id}\" [shape=box, label=\"{}\"];\n",
+            label.replace('"', "'")
         ));
     }
-    for st in &spec.stages {
-        let mut seen = Vec::new();
-        for inp in st.stage.inputs() {
-            if !seen.contains(&inp.name) {
-                s.push_str(&format!("  \"{}\" -> \"{}\";\n", inp.name, st.name));
-                seen.push(inp.name);
+    for (id, _, inputs) in &nodes {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in inputs {
+            if seen.insert(i) {
+                s.push_str(&format!("  \"{i}\" -> \"{id}\";\n"));
             }
         }
     }

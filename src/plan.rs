@@ -27,7 +27,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::graph::Dag;
-use crate::spec::{Spec, SpecError, SpecErrors};
+use crate::spec::{Spec, SpecError, SpecErrors, Study};
 use crate::stages::Want;
 use crate::workspace::{FileHashes, State, Workspace};
 
@@ -58,11 +58,15 @@ impl Fingerprint {
     }
 }
 
-/// One stage as the plan sees it.
+/// One stage of one variant as the plan sees it.
 #[derive(Debug, Clone)]
 pub struct Planned {
-    /// Index into `spec.stages`.
+    /// Index into `study.variants`, and into that spec's `stages`.
+    pub variant: usize,
     pub index: usize,
+    /// The stage's name in the spec.
+    pub stage: String,
+    /// `stage@variant` (just `stage` when the spec has no variants).
     pub name: String,
     pub key: String,
     pub fingerprint: Fingerprint,
@@ -70,22 +74,89 @@ pub struct Planned {
     pub fresh: bool,
     /// Why the stage must run (empty when fresh).
     pub reasons: Vec<String>,
+    /// The job that produces this stage's key.
+    pub job: usize,
+}
+
+/// One unit of work: a distinct key. Stages of several variants with the same key share it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub key: String,
+    /// The first stage (in variant order) with this key: it is the one that runs.
+    pub first: (usize, usize),
+    /// Jobs whose artefacts this one reads.
+    pub upstream: Vec<usize>,
+    pub downstream: Vec<usize>,
 }
 
 #[derive(Debug)]
 pub struct Plan {
-    pub dag: Dag,
-    /// In `spec.stages` order.
-    pub stages: Vec<Planned>,
+    /// Per variant, the stages in that variant's topological order.
+    pub stages: Vec<Vec<Planned>>,
+    /// Distinct keys, each after the jobs it reads.
+    pub jobs: Vec<Job>,
 }
 
-/// Computes every stage's key and freshness. Dataset files are hashed (with the size+mtime
-/// shortcut); a missing or unreadable file, or a missing column, is a spec error.
-pub fn plan(spec: &Spec, ws: &Workspace) -> Result<Plan, PlanError> {
+impl Plan {
+    /// Every planned stage, variant by variant, each variant in topological order.
+    pub fn all(&self) -> impl Iterator<Item = &Planned> {
+        self.stages.iter().flatten()
+    }
+
+    pub fn find(&self, name: &str) -> Option<&Planned> {
+        self.all().find(|p| p.name == name)
+    }
+
+    pub fn planned(&self, job: usize) -> &Planned {
+        let (v, i) = self.jobs[job].first;
+        self.stages[v].iter().find(|p| p.index == i).expect("job planned")
+    }
+}
+
+/// Computes every stage's key and freshness for every variant. Dataset files are hashed (with
+/// the size+mtime shortcut); a missing or unreadable file, or a missing column, is a spec error.
+pub fn plan(study: &Study, ws: &Workspace) -> Result<Plan, PlanError> {
     let mut hashes = ws.load_hashes();
-    let plan = plan_with(spec, ws, &mut hashes)?;
+    let state = ws.load_state(&study.name);
+    let mut stages = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut job_of: BTreeMap<String, usize> = BTreeMap::new();
+    for (v, spec) in study.variants.iter().enumerate() {
+        let mut planned = plan_variant(spec, v, ws, &state, &mut hashes)?;
+        for p in planned.iter_mut() {
+            let job = match job_of.get(&p.key) {
+                Some(&j) => j,
+                None => {
+                    let upstream: Vec<usize> = p
+                        .fingerprint
+                        .inputs
+                        .values()
+                        .filter(|i| i.kind == "stage")
+                        .map(|i| job_of[&i.key])
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    jobs.push(Job {
+                        key: p.key.clone(),
+                        first: (v, p.index),
+                        upstream,
+                        downstream: Vec::new(),
+                    });
+                    job_of.insert(p.key.clone(), jobs.len() - 1);
+                    jobs.len() - 1
+                }
+            };
+            p.job = job;
+        }
+        stages.push(planned);
+    }
+    for j in 0..jobs.len() {
+        for u in jobs[j].upstream.clone() {
+            jobs[u].downstream.push(j);
+        }
+    }
     hashes.save().map_err(PlanError::Other)?;
-    Ok(plan)
+    Ok(Plan { stages, jobs })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,12 +167,17 @@ pub enum PlanError {
     Other(anyhow::Error),
 }
 
-fn plan_with(spec: &Spec, ws: &Workspace, hashes: &mut FileHashes) -> Result<Plan, PlanError> {
+fn plan_variant(
+    spec: &Spec,
+    v: usize,
+    ws: &Workspace,
+    state: &State,
+    hashes: &mut FileHashes,
+) -> Result<Vec<Planned>, PlanError> {
     let dag = Dag::build(spec)?;
     let dataset_keys = dataset_keys(spec, Some(hashes))?;
-    let state = ws.load_state(&spec.name);
     let mut keys: Vec<Option<String>> = vec![None; spec.stages.len()];
-    let mut planned: Vec<Option<Planned>> = (0..spec.stages.len()).map(|_| None).collect();
+    let mut planned = Vec::new();
     for &i in &dag.order {
         let s = &spec.stages[i];
         let mut inputs = BTreeMap::new();
@@ -135,26 +211,27 @@ fn plan_with(spec: &Spec, ws: &Workspace, hashes: &mut FileHashes) -> Result<Pla
             inputs,
         };
         let key = fingerprint.key();
+        let name = Study::display(spec, &s.name);
         let fresh = ws.store.lookup(&key).is_some();
         let reasons = if fresh {
             Vec::new()
         } else {
-            reasons(&state, &s.name, &key, &fingerprint)
+            reasons(state, &name, &key, &fingerprint)
         };
         keys[i] = Some(key.clone());
-        planned[i] = Some(Planned {
+        planned.push(Planned {
+            variant: v,
             index: i,
-            name: s.name.clone(),
+            stage: s.name.clone(),
+            name,
             key,
             fingerprint,
             fresh,
             reasons,
+            job: 0,
         });
     }
-    Ok(Plan {
-        dag,
-        stages: planned.into_iter().map(|p| p.expect("every stage planned")).collect(),
-    })
+    Ok(planned)
 }
 
 /// Checks that every dataset file exists and has its columns (reads only file heads).

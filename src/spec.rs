@@ -62,7 +62,7 @@ impl fmt::Display for SpecError {
         }
         write!(f, ": {}", self.message)?;
         if let Some(o) = &self.from_override {
-            write!(f, " (value given by `--set {o}`)")?;
+            write!(f, " (value given by {o})")?;
         }
         Ok(())
     }
@@ -99,8 +99,21 @@ pub struct Spec {
     pub stages: Vec<StageSpec>,
     /// Where fields are in the file, for errors found after parsing (references, cycles).
     pub spans: SpanIndex,
-    /// The `--set` overrides that were applied, by normalised path.
-    pub overrides: Vec<(String, String)>,
+    /// The overrides applied to the file (`--set`, then the variant's), by normalised path.
+    pub overrides: Vec<Override>,
+    /// The variant this spec is (empty when the file declares no variants, matrix or repeats).
+    pub variant: String,
+}
+
+/// One value replaced on top of the file: by `--set`, a variant or a matrix axis.
+#[derive(Debug, Clone)]
+pub struct Override {
+    /// Normalised path, e.g. `stages.tok.vocab_size`.
+    pub path: String,
+    /// Where the value came from, for messages: "`--set tok.vocab_size=500`", "variant `scratch`".
+    pub origin: String,
+    /// The field path in the file that holds the value (variants, matrix), for the location.
+    pub at: Option<String>,
 }
 
 /// One stage of a spec: its name, kind and typed parameters.
@@ -127,50 +140,59 @@ impl Spec {
         Spec::parse(file, &text, sets)
     }
 
-    /// Parses spec text; `file` is used for messages and to resolve dataset paths.
+    /// Parses spec text that declares no variants (see [`Study::parse`] for those); `file` is
+    /// used for messages and to resolve dataset paths.
     pub fn parse(file: &Path, text: &str, sets: &[String]) -> Result<Spec, SpecErrors> {
+        let mut study = Study::parse(file, text, sets)?;
+        if study.variants.len() > 1 {
+            return Err(SpecErrors(vec![SpecError {
+                file: file.to_path_buf(),
+                line: None,
+                column: None,
+                field: String::new(),
+                message: "this spec declares variants; use the commands that accept them".into(),
+                from_override: None,
+            }]));
+        }
+        Ok(study.variants.remove(0))
+    }
+
+    /// Builds one variant: the file's tree plus `overrides`, typed and checked.
+    fn build(
+        file: &Path,
+        spans: &SpanIndex,
+        mut root: Value,
+        overrides: &[(Override, Value)],
+        variant: &str,
+    ) -> Result<Spec, SpecErrors> {
         let mut ctx = Ctx {
             file: file.to_path_buf(),
-            spans: SpanIndex::build(text),
+            spans: spans.clone(),
             overrides: Vec::new(),
             errors: Vec::new(),
         };
-        let mut root: Value = match serde_yaml::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                let loc = e.location();
-                return Err(SpecErrors(vec![SpecError {
-                    file: ctx.file.clone(),
-                    line: loc.as_ref().map(|l| l.line()),
-                    column: loc.as_ref().map(|l| l.column()),
-                    field: String::new(),
-                    message: format!("invalid YAML: {}", strip_location(&e.to_string())),
-                    from_override: None,
-                }]));
-            }
-        };
-        if root.is_null() {
-            return Err(ctx.fail(
-                "",
-                "the spec is empty; expected a mapping with `name`, `datasets` and `stages`",
-            ));
-        }
-        for set in sets {
-            if let Err(msg) = apply_override(&mut root, set, &mut ctx.overrides) {
-                ctx.errors.push(SpecError {
-                    file: ctx.file.clone(),
-                    line: None,
-                    column: None,
-                    field: String::new(),
-                    message: format!("bad `--set {set}`: {msg}"),
-                    from_override: None,
-                });
+        for (o, value) in overrides {
+            match apply_value(&mut root, &o.path, value.clone()) {
+                Ok(full) => ctx.overrides.push(Override {
+                    path: full,
+                    ..o.clone()
+                }),
+                Err(msg) => {
+                    let at = o.at.as_deref().and_then(|a| spans.find(a));
+                    ctx.errors.push(SpecError {
+                        file: ctx.file.clone(),
+                        line: at.map(|p| p.0),
+                        column: at.map(|p| p.1),
+                        field: o.at.clone().unwrap_or_default(),
+                        message: format!("bad {}: {msg}", o.origin),
+                        from_override: None,
+                    });
+                }
             }
         }
         if !ctx.errors.is_empty() {
             return Err(SpecErrors(ctx.errors));
         }
-
         let raw: RawSpec = match typed(root, "") {
             Ok(r) => r,
             Err((path, msg)) => return Err(ctx.fail(&path, &msg)),
@@ -223,6 +245,7 @@ impl Spec {
             stages: stages_out,
             spans: ctx.spans,
             overrides: ctx.overrides,
+            variant: variant.to_string(),
         };
         crate::graph::check(&spec)?;
         Ok(spec)
@@ -236,6 +259,319 @@ impl Spec {
     pub fn stage(&self, name: &str) -> Option<&StageSpec> {
         self.stages.iter().find(|s| s.name == name)
     }
+}
+
+/// A spec file expanded into its variants.
+///
+/// `variants:` names sets of overrides, `matrix:` crosses lists of values, `repeats: N` runs each
+/// combination with seeds `seed`, `seed + 1`, …; every combination is a full [`Spec`] (the
+/// file's tree with the overrides applied, then typed and checked like any spec). Variants
+/// share stages by construction: a stage whose parameters and inputs coincide in two variants
+/// has the same key, so it runs once.
+///
+/// Naming: `base` plus the names under `variants:` (when that key exists), then one
+/// `param=value` part per matrix axis, then `seed=N` when `repeats > 1`, joined by `,`.
+#[derive(Debug)]
+pub struct Study {
+    pub file: PathBuf,
+    pub name: String,
+    /// Every combination; a single one named "" when the file declares no variants.
+    pub variants: Vec<Spec>,
+    /// For reports: per variant, the overrides that define it as (path, value) pairs.
+    pub definitions: Vec<Vec<(String, String)>>,
+    pub repeats: u64,
+}
+
+impl Study {
+    pub fn load(file: &Path, sets: &[String]) -> Result<Study, SpecErrors> {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            SpecErrors(vec![SpecError {
+                file: file.to_path_buf(),
+                line: None,
+                column: None,
+                field: String::new(),
+                message: format!("cannot read spec file: {e}"),
+                from_override: None,
+            }])
+        })?;
+        Study::parse(file, &text, sets)
+    }
+
+    pub fn parse(file: &Path, text: &str, sets: &[String]) -> Result<Study, SpecErrors> {
+        let spans = SpanIndex::build(text);
+        let fail = |field: &str, line_col: Option<(usize, usize)>, message: String| {
+            SpecErrors(vec![SpecError {
+                file: file.to_path_buf(),
+                line: line_col.map(|p| p.0),
+                column: line_col.map(|p| p.1),
+                field: field.to_string(),
+                message,
+                from_override: None,
+            }])
+        };
+        let mut root: Value = match serde_yaml::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let loc = e.location().map(|l| (l.line(), l.column()));
+                return Err(fail(
+                    "",
+                    loc,
+                    format!("invalid YAML: {}", strip_location(&e.to_string())),
+                ));
+            }
+        };
+        if root.is_null() {
+            return Err(fail(
+                "",
+                None,
+                "the spec is empty; expected a mapping with `name`, `datasets` and `stages`".into(),
+            ));
+        }
+        // `--set` applies to every variant, before the variant's own overrides.
+        let mut common: Vec<(Override, Value)> = Vec::new();
+        let mut errors = Vec::new();
+        for set in sets {
+            match parse_set(set) {
+                Ok((path, value)) => common.push((
+                    Override {
+                        path,
+                        origin: format!("`--set {set}`"),
+                        at: None,
+                    },
+                    value,
+                )),
+                Err(msg) => errors.push(SpecError {
+                    file: file.to_path_buf(),
+                    line: None,
+                    column: None,
+                    field: String::new(),
+                    message: format!("bad `--set {set}`: {msg}"),
+                    from_override: None,
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(SpecErrors(errors));
+        }
+        let mut taken = Mapping::new();
+        if let Value::Mapping(m) = &mut root {
+            for k in VARIANT_KEYS {
+                if let Some(v) = m.remove(k) {
+                    taken.insert(Value::String(k.into()), v);
+                }
+            }
+        }
+        let declared = !taken.is_empty();
+        let raw: RawVariants =
+            typed(Value::Mapping(taken), "").map_err(|(path, msg)| fail(&path, spans.find(&path), msg))?;
+        if raw.repeats == 0 {
+            return Err(fail(
+                "repeats",
+                spans.find("repeats"),
+                "repeats must be at least 1".into(),
+            ));
+        }
+        let base_seed = {
+            let mut r = root.clone();
+            for (o, v) in &common {
+                let _ = apply_value(&mut r, &o.path, v.clone());
+            }
+            r.get("seed").and_then(Value::as_u64).unwrap_or(0)
+        };
+
+        // Named variants (with `base`), then matrix combinations, then repeats.
+        let mut named: Vec<(String, Vec<(Override, Value)>)> = Vec::new();
+        if raw.variants.is_empty() {
+            named.push((String::new(), Vec::new()));
+        } else {
+            named.push(("base".into(), Vec::new()));
+            for (vname, body) in &raw.variants {
+                let vname = vname.as_str().unwrap_or_default().to_string();
+                if vname == "base" {
+                    return Err(fail(
+                        "variants.base",
+                        spans.find("variants.base"),
+                        "`base` is the spec without overrides; give this variant another name".into(),
+                    ));
+                }
+                let Value::Mapping(body) = body else {
+                    let at = format!("variants.{vname}");
+                    return Err(fail(
+                        &at,
+                        spans.find(&at),
+                        "expected a mapping of `stage.param: value` overrides".into(),
+                    ));
+                };
+                let mut list = Vec::new();
+                for (k, v) in body {
+                    let path = k.as_str().unwrap_or_default().to_string();
+                    let at = format!("variants.{vname}.{path}");
+                    list.push((
+                        Override {
+                            path,
+                            origin: format!("variant `{vname}`"),
+                            at: Some(at),
+                        },
+                        v.clone(),
+                    ));
+                }
+                named.push((vname, list));
+            }
+        }
+        let axes: Vec<(String, Vec<Value>)> = raw
+            .matrix
+            .iter()
+            .map(|(k, v)| {
+                let path = k.as_str().unwrap_or_default().to_string();
+                match v {
+                    Value::Sequence(vals) if !vals.is_empty() => Ok((path, vals.clone())),
+                    _ => {
+                        let at = format!("matrix.{path}");
+                        Err(fail(&at, spans.find(&at), "expected a non-empty list of values".into()))
+                    }
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let short = |path: &str| -> String {
+            let last = path.rsplit('.').next().unwrap_or(path);
+            let clash = axes.iter().filter(|(p, _)| p.rsplit('.').next() == Some(last)).count() > 1;
+            if clash {
+                path.to_string()
+            } else {
+                last.to_string()
+            }
+        };
+        let mut combos: Vec<Vec<(usize, usize)>> = vec![Vec::new()];
+        for (a, (_, vals)) in axes.iter().enumerate() {
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    (0..vals.len()).map(move |i| {
+                        let mut c = c.clone();
+                        c.push((a, i));
+                        c
+                    })
+                })
+                .collect();
+        }
+
+        let mut variants = Vec::new();
+        let mut definitions = Vec::new();
+        let mut errors: Vec<SpecError> = Vec::new();
+        for (vname, vover) in &named {
+            for combo in &combos {
+                for r in 0..raw.repeats {
+                    let mut parts: Vec<String> = Vec::new();
+                    if !vname.is_empty() {
+                        parts.push(vname.clone());
+                    }
+                    let mut over = common.clone();
+                    over.extend(vover.iter().cloned());
+                    let mut def: Vec<(String, String)> = vover.iter().map(|(o, v)| (o.path.clone(), show(v))).collect();
+                    for &(a, i) in combo {
+                        let (path, vals) = &axes[a];
+                        parts.push(format!("{}={}", short(path), show(&vals[i])));
+                        def.push((path.clone(), show(&vals[i])));
+                        over.push((
+                            Override {
+                                path: path.clone(),
+                                origin: format!("matrix `{path}`"),
+                                at: Some(format!("matrix.{path}")),
+                            },
+                            vals[i].clone(),
+                        ));
+                    }
+                    if raw.repeats > 1 {
+                        let seed = base_seed + r;
+                        parts.push(format!("seed={seed}"));
+                        def.push(("seed".into(), seed.to_string()));
+                        over.push((
+                            Override {
+                                path: "seed".into(),
+                                origin: "`repeats`".into(),
+                                at: Some("repeats".into()),
+                            },
+                            Value::from(seed),
+                        ));
+                    }
+                    let name = parts.join(",");
+                    match Spec::build(file, &spans, root.clone(), &over, &name) {
+                        Ok(spec) => {
+                            variants.push(spec);
+                            definitions.push(def);
+                        }
+                        Err(SpecErrors(es)) => {
+                            for e in es {
+                                if !errors.contains(&e) {
+                                    errors.push(e);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(SpecErrors(errors));
+        }
+        let _ = declared;
+        let name = variants[0].name.clone();
+        Ok(Study {
+            file: file.to_path_buf(),
+            name,
+            variants,
+            definitions,
+            repeats: raw.repeats,
+        })
+    }
+
+    /// Display name of a stage in a variant: `stage@variant`, or `stage` without variants.
+    pub fn display(spec: &Spec, stage: &str) -> String {
+        if spec.variant.is_empty() {
+            stage.to_string()
+        } else {
+            format!("{stage}@{}", spec.variant)
+        }
+    }
+
+    /// Finds `stage` or `stage@variant`.
+    pub fn find(&self, name: &str) -> Option<(&Spec, &StageSpec)> {
+        let (stage, variant) = name.split_once('@').unwrap_or((name, ""));
+        let spec = self.variants.iter().find(|v| v.variant == variant).or_else(|| {
+            if variant.is_empty() && self.variants.len() == 1 {
+                self.variants.first()
+            } else {
+                None
+            }
+        })?;
+        Some((spec, spec.stage(stage)?))
+    }
+}
+
+/// A YAML value as it appears in a variant name or report.
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// The variant keys of a spec.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVariants {
+    #[serde(default)]
+    variants: Mapping,
+    #[serde(default)]
+    matrix: Mapping,
+    #[serde(default = "one")]
+    repeats: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// Top-level shape of a spec. Unknown keys are errors.
@@ -266,7 +602,7 @@ struct RawDataset {
 struct Ctx {
     file: PathBuf,
     spans: SpanIndex,
-    overrides: Vec<(String, String)>,
+    overrides: Vec<Override>,
     errors: Vec<SpecError>,
 }
 
@@ -499,13 +835,16 @@ fn describe(v: &Value) -> String {
     }
 }
 
-fn locate(file: &Path, spans: &SpanIndex, overrides: &[(String, String)], field: &str, message: String) -> SpecError {
-    let from_override = overrides
-        .iter()
-        .rev()
-        .find(|(p, _)| field == p || field.starts_with(&format!("{p}.")) || field.starts_with(&format!("{p}[")))
-        .map(|(p, v)| format!("{p}={v}"));
-    let pos = spans.find(field);
+fn locate(file: &Path, spans: &SpanIndex, overrides: &[Override], field: &str, message: String) -> SpecError {
+    let o = overrides.iter().rev().find(|o| {
+        let p = &o.path;
+        field == p || field.starts_with(&format!("{p}.")) || field.starts_with(&format!("{p}["))
+    });
+    let from_override = o.map(|o| o.origin.clone());
+    let pos = match o.and_then(|o| o.at.as_deref()) {
+        Some(at) => spans.find(at),
+        None => spans.find(field),
+    };
     SpecError {
         file: file.to_path_buf(),
         line: pos.map(|p| p.0),
@@ -518,18 +857,28 @@ fn locate(file: &Path, spans: &SpanIndex, overrides: &[(String, String)], field:
 
 const TOP_LEVEL_KEYS: [&str; 4] = ["name", "seed", "datasets", "stages"];
 
-/// Applies one `--set path=value` to the tree. The value is read as YAML, so numbers, booleans
-/// and `[a, b]` lists get their natural types.
-fn apply_override(root: &mut Value, set: &str, applied: &mut Vec<(String, String)>) -> Result<(), String> {
+/// Keys that describe variants; they are read (and removed) before the spec is typed.
+const VARIANT_KEYS: [&str; 3] = ["variants", "matrix", "repeats"];
+
+/// Reads one `--set path=value`. The value is read as YAML, so numbers, booleans and `[a, b]`
+/// lists get their natural types.
+fn parse_set(set: &str) -> Result<(String, Value), String> {
     let Some((path, raw)) = set.split_once('=') else {
         return Err("expected `path.to.param=value`".into());
     };
-    let path = path.trim();
+    let value: Value = serde_yaml::from_str(raw)
+        .map_err(|e| format!("cannot read value `{raw}`: {}", strip_location(&e.to_string())))?;
+    Ok((path.trim().to_string(), value))
+}
+
+/// Puts `value` at a dotted `path` of the tree and returns the normalised path. A path whose
+/// first segment is not a top-level key is taken relative to `stages`. Only existing mappings
+/// are entered, and a mapping is never replaced wholesale, so a typo cannot silently add a
+/// stage.
+fn apply_value(root: &mut Value, path: &str, value: Value) -> Result<String, String> {
     if path.is_empty() || path.split('.').any(str::is_empty) {
         return Err(format!("`{path}` is not a dotted path like `stage.param`"));
     }
-    let value: Value = serde_yaml::from_str(raw)
-        .map_err(|e| format!("cannot read value `{raw}`: {}", strip_location(&e.to_string())))?;
     let mut segs: Vec<&str> = path.split('.').collect();
     if !TOP_LEVEL_KEYS.contains(&segs[0]) {
         segs.insert(0, "stages");
@@ -547,7 +896,7 @@ fn apply_override(root: &mut Value, set: &str, applied: &mut Vec<(String, String
         if last {
             if let Some(Value::Mapping(_)) = map.get(*seg) {
                 return Err(format!(
-                    "`{full}` is a mapping; `--set` replaces single values, name a field inside it"
+                    "`{full}` is a mapping; an override replaces single values, name a field inside it"
                 ));
             }
             map.insert(Value::String((*seg).to_string()), value);
@@ -564,8 +913,7 @@ fn apply_override(root: &mut Value, set: &str, applied: &mut Vec<(String, String
         }
         node = map.get_mut(*seg).expect("checked above");
     }
-    applied.push((full, raw.to_string()));
-    Ok(())
+    Ok(full)
 }
 
 /// Field path → (line, column), both 1-based, built from the YAML event stream.
@@ -695,17 +1043,33 @@ mod tests {
     #[test]
     fn override_paths_default_to_stages() {
         let mut v: Value = serde_yaml::from_str("name: x\nstages:\n  tok: {kind: tokenize, vocab_size: 10}\n").unwrap();
-        let mut applied = Vec::new();
-        apply_override(&mut v, "tok.vocab_size=20", &mut applied).unwrap();
+        let set = |v: &mut Value, s: &str| parse_set(s).and_then(|(p, val)| apply_value(v, &p, val));
+        assert_eq!(set(&mut v, "tok.vocab_size=20").unwrap(), "stages.tok.vocab_size");
         assert_eq!(v["stages"]["tok"]["vocab_size"], Value::from(20));
-        apply_override(&mut v, "seed=3", &mut applied).unwrap();
+        set(&mut v, "seed=3").unwrap();
         assert_eq!(v["seed"], Value::from(3));
-        assert!(apply_override(&mut v, "nope.x=1", &mut applied)
-            .unwrap_err()
-            .contains("has no `nope`"));
-        assert!(apply_override(&mut v, "tok", &mut applied).is_err());
-        assert!(apply_override(&mut v, "stages.tok=1", &mut applied)
-            .unwrap_err()
-            .contains("mapping"));
+        assert!(set(&mut v, "nope.x=1").unwrap_err().contains("has no `nope`"));
+        assert!(set(&mut v, "tok").is_err());
+        assert!(set(&mut v, "stages.tok=1").unwrap_err().contains("mapping"));
+    }
+
+    #[test]
+    fn variants_matrix_and_repeats_expand_with_located_errors() {
+        let text = "name: x\nseed: 5\ndatasets:\n  d: { path: d.txt }\nstages:\n  tok: { kind: tokenize, fit_on: [d], vocab_size: 100 }\n  seqs: { kind: pad, from: tok }\nvariants:\n  short: { seqs.max_len: 8 }\nmatrix:\n  tok.vocab_size: [100, 200, 300]\nrepeats: 2\n";
+        let st = Study::parse(Path::new("x.yaml"), text, &[]).unwrap();
+        assert_eq!(st.variants.len(), 2 * 3 * 2);
+        let names: Vec<&str> = st.variants.iter().map(|v| v.variant.as_str()).collect();
+        assert_eq!(names[0], "base,vocab_size=100,seed=5");
+        assert!(names.contains(&"short,vocab_size=300,seed=6"));
+        assert_eq!(st.variants[1].seed, 6);
+        let bad = text.replace("seqs.max_len: 8", "seqs.max_len: eight");
+        let e = Study::parse(Path::new("x.yaml"), &bad, &[]).unwrap_err().0;
+        assert_eq!(e[0].field, "stages.seqs.max_len");
+        assert_eq!(e[0].line, Some(9), "points at the variant's line: {e:?}");
+        assert_eq!(e[0].from_override.as_deref(), Some("variant `short`"));
+        let bad = text.replace("seqs.max_len: 8", "seqz.max_len: 8");
+        let e = Study::parse(Path::new("x.yaml"), &bad, &[]).unwrap_err().0;
+        assert!(e[0].message.contains("has no `seqz`"), "{e:?}");
+        assert_eq!(e[0].line, Some(9));
     }
 }

@@ -274,6 +274,7 @@ fn cycle_is_rejected_library_level() {
         stages: vec![mk("a", "c"), mk("b", "a"), mk("c", "b"), mk("d", "a")],
         spans: SpanIndex::default(),
         overrides: Vec::new(),
+        variant: String::new(),
     };
     let err = warmstart::graph::check(&spec)
         .expect_err("a cycle must be rejected")
@@ -367,7 +368,7 @@ fn set_unknown_param_of_a_stage() {
             "field `stages.seqs.max_lenn`",
             &format!("spec.yaml:{}:", line_of(spec, "seqs:")),
             "unknown field `max_lenn`",
-            "--set stages.seqs.max_lenn=3",
+            "--set seqs.max_lenn=3",
         ],
     );
 }
@@ -383,7 +384,7 @@ fn set_wrong_type() {
             &format!("spec.yaml:{}:", line_of(SPEC, "vocab_size")),
             "abc",
             "expected a non-negative integer",
-            "--set stages.tok.vocab_size=abc",
+            "--set tok.vocab_size=abc",
         ],
     );
 }
@@ -394,11 +395,7 @@ fn set_out_of_range_names_the_override() {
     fails_with(
         &p,
         &["validate", "spec.yaml", "--set", "seqs.max_len=0"],
-        &[
-            "field `stages.seqs.max_len`",
-            "out of range",
-            "--set stages.seqs.max_len=0",
-        ],
+        &["field `stages.seqs.max_len`", "out of range", "--set seqs.max_len=0"],
     );
 }
 

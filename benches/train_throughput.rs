@@ -1,0 +1,100 @@
+//! Training throughput (tokens/s) of warmstart's `bag` classifier at the shapes of
+//! ../shared/bench/torch_throughput.py (batch 32 × seq 64, vocab 8000, dim 64, Adam, 30 timed
+//! steps after 5 warm-up steps), and of the word2vec kernel.
+//!
+//! `RAYON_NUM_THREADS=N cargo bench --bench train_throughput` — benches/train_bench.sh runs it
+//! beside the PyTorch script with the same thread count and prints the ratios.
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use warmstart::model::adam::Adam;
+use warmstart::model::bag::Pooling;
+use warmstart::model::classifier::{Classifier, EncoderSpec, EncoderType, ModelConfig};
+use warmstart::model::Dev;
+use warmstart::progress::Reporter;
+use warmstart::seqfile::Padded;
+use warmstart::stages::pad::{Shape, Side};
+
+const V: usize = 8000;
+const D: usize = 64;
+const B: usize = 32;
+const S: usize = 64;
+const STEPS: usize = 30;
+
+fn main() {
+    let dev = Dev::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let cfg = ModelConfig {
+        encoder: EncoderSpec {
+            kind: EncoderType::Bag,
+            dim: D,
+        },
+        vocab_size: V,
+        pooling: Pooling::Mean,
+        hidden: 0,
+        labels: vec!["0".into(), "1".into()],
+        shape: Shape {
+            max_len: S,
+            add_cls: false,
+            padding: Side::Post,
+            truncating: Side::Post,
+        },
+    };
+    let mut model = Classifier::new(&dev, cfg, None, 0).unwrap();
+    let data = Padded {
+        len: S,
+        ids: (0..B * S).map(|_| rng.gen_range(1..V as u32)).collect(),
+        mask: vec![1; B * S],
+        labels: (0..B).map(|_| rng.gen_range(0..2)).collect(),
+    };
+    let batch: Vec<usize> = (0..B).collect();
+    let trainable: Vec<String> = model.params.tensors.keys().cloned().collect();
+    let mut opt = Adam::new(1e-3, 0.0);
+    let mut t = Instant::now();
+    for i in 0..STEPS + 5 {
+        if i == 5 {
+            t = Instant::now();
+        }
+        let grads = dfdx::prelude::Backward::backward(model.batch_loss(&dev, &data, &batch, None).unwrap());
+        opt.step(&mut model.params, &grads, &trainable, 1.0, |_| 1.0);
+    }
+    let dt = t.elapsed().as_secs_f64() / STEPS as f64;
+    println!("threads {}", rayon::current_num_threads());
+    println!(
+        "{:32} {:7.1} ms/step {:10.0} tokens/s",
+        "emb+meanpool+linear cls",
+        dt * 1e3,
+        (B * S) as f64 / dt
+    );
+
+    // Word2vec kernel: skip-gram and CBOW over 200k random-ish tokens (Zipf-like ids).
+    let rows: Vec<Vec<u32>> = (0..10_000)
+        .map(|_| {
+            (0..20)
+                .map(|_| 5 + (rng.gen::<f64>().powi(3) * (V - 5) as f64) as u32)
+                .collect()
+        })
+        .collect();
+    for skipgram in [false, true] {
+        let s = warmstart::model::cbow::CbowSettings {
+            skipgram,
+            dim: D,
+            window: 4,
+            negatives: 5,
+            epochs: 1,
+            lr: 0.05,
+            seed: 1,
+            held_out: 0.0,
+        };
+        let reporter = Reporter::hidden();
+        let (_, _, tps) = warmstart::model::cbow::train(&dev, &rows, V, 5, &s, &reporter.stage("w2v")).unwrap();
+        let name = if skipgram {
+            "word2vec skip-gram (1 thread)"
+        } else {
+            "word2vec CBOW (1 thread)"
+        };
+        println!("{name:32} {:>7} {:10.0} tokens/s", "", tps);
+    }
+}
