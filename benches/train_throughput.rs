@@ -57,8 +57,9 @@ fn main() {
         if i == 5 {
             t = Instant::now();
         }
-        let grads = dfdx::prelude::Backward::backward(model.batch_loss(&dev, &data, &batch, None).unwrap());
-        opt.step(&mut model.params, &grads, &trainable, 1.0, |_| 1.0);
+        let mut grads = dfdx::prelude::Backward::backward(model.batch_loss(&dev, &data, &batch, None).unwrap());
+        opt.step(&mut model.params, &mut grads, &trainable, 1.0, |_| 1.0)
+            .unwrap();
     }
     let dt = t.elapsed().as_secs_f64() / STEPS as f64;
     println!("threads {}", rayon::current_num_threads());

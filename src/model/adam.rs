@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use dfdx::prelude::*;
 
-use super::{Params, Tp, T2};
+use dfdx::tensor_ops::{AdamConfig, WeightDecay};
+
+use super::Params;
 
 pub struct Adam {
     pub lr: f32,
@@ -17,8 +19,10 @@ pub struct Adam {
     /// Decoupled weight decay (AdamW); 0 = plain Adam.
     pub weight_decay: f32,
     step: i32,
-    moments: BTreeMap<String, (Vec<f32>, Vec<f32>)>,
+    moments: BTreeMap<String, (Moment, Moment)>,
 }
+
+type Moment = <Cpu as Storage<f32>>::Vec;
 
 impl Adam {
     pub fn new(lr: f32, weight_decay: f32) -> Adam {
@@ -33,39 +37,42 @@ impl Adam {
         }
     }
 
-    /// One step. `lr_scale` multiplies the learning rate (schedules, discriminative rates are
-    /// given per parameter through `scale_of`).
+    /// One step over the parameters named in `trainable`. `lr_scale` multiplies the learning
+    /// rate (schedules); `scale_of` gives a per-parameter factor (discriminative rates).
+    ///
+    /// Uses dfdx's Adam kernel in place on the parameter's and the gradient's buffers: copying
+    /// them out (`as_vec`, which walks strides element by element) and back cost more than the
+    /// forward and backward passes of a bag classifier.
     pub fn step(
         &mut self,
         params: &mut Params,
-        grads: &Gradients<f32, Cpu>,
+        grads: &mut Gradients<f32, Cpu>,
         trainable: &[String],
         lr_scale: f32,
         scale_of: impl Fn(&str) -> f32,
-    ) {
+    ) -> anyhow::Result<()> {
         self.step += 1;
-        let b1t = 1.0 - self.beta1.powi(self.step);
-        let b2t = 1.0 - self.beta2.powi(self.step);
         for name in trainable {
             let Some(p) = params.tensors.get_mut(name) else {
                 continue;
             };
-            let g: T2 = grads.get(&p.retaped::<Tp>());
-            let g = g.as_vec();
-            let mut w = p.as_vec();
-            let (m, v) = self
-                .moments
-                .entry(name.clone())
-                .or_insert_with(|| (vec![0.0; w.len()], vec![0.0; w.len()]));
-            let lr = self.lr * lr_scale * scale_of(name);
-            for i in 0..w.len() {
-                m[i] = self.beta1 * m[i] + (1.0 - self.beta1) * g[i];
-                v[i] = self.beta2 * v[i] + (1.0 - self.beta2) * g[i] * g[i];
-                let mh = m[i] / b1t;
-                let vh = v[i] / b2t;
-                w[i] -= lr * (mh / (vh.sqrt() + self.eps) + self.weight_decay * w[i]);
+            let g = grads.get_or_alloc_mut(&*p).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let n = p.shape().0 * p.shape().1;
+            let dev = p.device().clone();
+            if !self.moments.contains_key(name) {
+                let zeros = || dev.try_alloc_len(n).map_err(|e| anyhow::anyhow!("{e:?}"));
+                self.moments.insert(name.clone(), (zeros()?, zeros()?));
             }
-            p.copy_from(&w);
+            let (m, v) = self.moments.get_mut(name).expect("inserted above");
+            let cfg = AdamConfig {
+                lr: (self.lr * lr_scale * scale_of(name)) as f64,
+                betas: [self.beta1 as f64, self.beta2 as f64],
+                eps: self.eps as f64,
+                weight_decay: (self.weight_decay > 0.0).then_some(WeightDecay::Decoupled(self.weight_decay as f64)),
+            };
+            cfg.try_update(self.step, p, m, v, &*g)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
+        Ok(())
     }
 }

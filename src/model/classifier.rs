@@ -274,7 +274,7 @@ impl Classifier {
                 let lv = loss.array();
                 check_finite(lv, "training", epoch)?;
                 loss_sum += lv as f64 * b as f64;
-                let grads = loss.backward();
+                let mut grads = loss.backward();
                 step += 1;
                 let sched = if (step as f32) < warm {
                     step as f32 / warm
@@ -283,13 +283,13 @@ impl Classifier {
                 } else {
                     1.0
                 };
-                opt.step(&mut self.params, &grads, &s.trainable, sched, |name| {
+                opt.step(&mut self.params, &mut grads, &s.trainable, sched, |name| {
                     if name.starts_with("encoder.") {
                         s.encoder_lr_scale
                     } else {
                         1.0
                     }
-                });
+                })?;
             }
             let mut log = EpochLog {
                 epoch: epoch + 1,
