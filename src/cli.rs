@@ -83,6 +83,23 @@ enum Command {
         #[arg(long = "set", value_name = "PATH=VALUE")]
         sets: Vec<String>,
     },
+    /// Write a report comparing the variants: report.md, index.html (inline SVG plots), metrics.csv.
+    Report {
+        spec: PathBuf,
+        /// Output folder [default: reports/<pipeline name>/].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Metric differences between two variants' evaluate stages (B − A), like `dvc metrics diff`.
+    Compare {
+        spec: PathBuf,
+        a: String,
+        b: String,
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+    },
     /// Check every store entry against its checksums.
     Verify {
         /// Remove corrupt entries (their stages rerun on the next `run`).
@@ -214,6 +231,26 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             Ok(0)
         }
         Command::Verify { repair } => verify(&cli.workspace, repair),
+        Command::Report { spec, out, sets } => {
+            let study = Study::load(&spec, &sets)?;
+            let ws = Workspace::open(&cli.workspace)?;
+            let plan = plan::plan(&study, &ws)?;
+            let out = out.unwrap_or_else(|| PathBuf::from("reports").join(&study.name));
+            let rows = crate::report::write(&study, &plan, &ws, &out)?;
+            let missing = rows.iter().filter(|r| r.metrics.is_none()).count();
+            println!(
+                "wrote {}/report.md, index.html and metrics.csv ({} evaluate stages{})",
+                out.display(),
+                rows.len(),
+                if missing > 0 {
+                    format!(", {missing} not run yet")
+                } else {
+                    String::new()
+                }
+            );
+            Ok(0)
+        }
+        Command::Compare { spec, a, b, sets } => compare(&cli.workspace, &spec, &a, &b, &sets),
         Command::Gc { specs, dry_run } => gc(&cli.workspace, &specs, dry_run),
         Command::Dag { spec, sets, format } => {
             let study = Study::load(&spec, &sets)?;
@@ -483,5 +520,47 @@ fn gc(workspace: &Path, specs: &[PathBuf], dry_run: bool) -> Result<i32, Failure
         keep.len(),
         specs.len()
     );
+    Ok(0)
+}
+
+fn compare(workspace: &Path, spec_path: &Path, a: &str, b: &str, sets: &[String]) -> Result<i32, Failure> {
+    let study = Study::load(spec_path, sets)?;
+    let names: Vec<&str> = study.variants.iter().map(|v| v.variant.as_str()).collect();
+    for v in [a, b] {
+        if !names.contains(&v) {
+            return Err(Failure::Usage(format!(
+                "error: no variant `{v}`; variants: {}",
+                names.join(" | ")
+            )));
+        }
+    }
+    let ws = Workspace::open(workspace)?;
+    let plan = plan::plan(&study, &ws)?;
+    let rows = crate::report::rows(&study, &plan, &ws);
+    println!("{:<20} {:<12} {:>10} {:>10} {:>10}", "stage", "metric", a, b, "change");
+    for ra in rows.iter().filter(|r| r.variant == a) {
+        let Some(rb) = rows.iter().find(|r| r.variant == b && r.stage == ra.stage) else {
+            continue;
+        };
+        for m in ["accuracy", "macro_f1", "loss"] {
+            let get = |r: &crate::report::Row| {
+                r.metrics
+                    .as_ref()
+                    .and_then(|x| x.get(m))
+                    .and_then(serde_json::Value::as_f64)
+            };
+            match (get(ra), get(rb)) {
+                (Some(x), Some(y)) => println!("{:<20} {:<12} {:>10.4} {:>10.4} {:>+10.4}", ra.stage, m, x, y, y - x),
+                _ => println!(
+                    "{:<20} {:<12} {:>10} {:>10} {:>10}",
+                    ra.stage,
+                    m,
+                    get(ra).map(|x| format!("{x:.4}")).unwrap_or("not run".into()),
+                    get(rb).map(|x| format!("{x:.4}")).unwrap_or("not run".into()),
+                    "—"
+                ),
+            }
+        }
+    }
     Ok(0)
 }

@@ -2,11 +2,15 @@
 //!
 //! Formats: `csv` and `tsv` (with a header row), `jsonl` (one object per line), `txt` (one text
 //! per non-empty line, no labels). Reading is strict: a missing column names the columns found,
-//! a bad row names its line, non-UTF-8 text names its line. Nothing is silently dropped except
-//! blank lines in `txt` files.
+//! a bad row names its line, non-UTF-8 text names its line, a quote that is never closed names
+//! the row it opens. Nothing is silently dropped except blank lines in `txt` files.
+//!
+//! [`DatasetSpec::check_columns`] runs before anything else (a problem there is a spec error,
+//! exit 2), so it also catches what a file's head shows cheaply: no header, no rows, no text.
+//! Problems further into a file surface when a stage reads it (the stage fails, exit 1).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -53,17 +57,28 @@ impl Format {
 pub enum DataError {
     #[error("{path}: cannot open: {source}")]
     Open { path: PathBuf, source: std::io::Error },
-    #[error("{path}: column `{column}` not found; columns found: {found}")]
+    /// `noun` is "column" (csv/tsv) or "field" (jsonl); `hint` is empty or starts with "; ".
+    #[error("{path}: {noun} `{column}` not found; {noun}s found: {found}{hint}")]
     MissingColumn {
         path: PathBuf,
+        noun: &'static str,
         column: String,
         found: String,
+        hint: String,
     },
     #[error("{path}:{line}: {message}")]
     Row { path: PathBuf, line: u64, message: String },
-    #[error("{path}: the file is empty (no {what})")]
+    /// `what` says what is missing and what to do, e.g. "the file is empty (...)".
+    #[error("{path}: {what}")]
     Empty { path: PathBuf, what: &'static str },
 }
+
+const EMPTY_CSV: &str =
+    "the file is empty (no header row); a csv/tsv dataset needs a header row naming its columns, then one row per example";
+const HEADER_ONLY: &str = "the file has a header row but no data rows; add rows, or point the spec at the right file";
+const EMPTY_TXT: &str = "no text: empty or only blank lines; a txt dataset needs one text per line";
+const EMPTY_FOLDER: &str = "the folder has no .txt files (a txt dataset folder is read as all the .txt files under it)";
+const EMPTY_JSONL: &str = "the file is empty (no JSON lines); a jsonl dataset needs one JSON object per line";
 
 /// The rows of a dataset: texts, and labels when the dataset has a label column.
 #[derive(Debug, Default, Clone)]
@@ -76,23 +91,53 @@ impl DatasetSpec {
     /// Checks that the file exists and has the declared columns, reading only its head.
     pub fn check_columns(&self) -> Result<(), DataError> {
         match self.format {
-            Format::Txt => {
-                File::open(&self.path).map_err(|source| DataError::Open {
+            Format::Txt if self.path.is_dir() => {
+                let files = text_files(&self.path).map_err(|source| DataError::Open {
                     path: self.path.clone(),
                     source,
                 })?;
+                if files.is_empty() {
+                    return Err(self.empty(EMPTY_FOLDER));
+                }
                 Ok(())
+            }
+            Format::Txt => {
+                // Reads up to the first non-blank line: cheap, and an empty corpus is then a
+                // spec error like a missing file rather than a failure of the first stage.
+                let f = File::open(&self.path).map_err(|source| DataError::Open {
+                    path: self.path.clone(),
+                    source,
+                })?;
+                let mut reader = BufReader::new(f);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    let n = reader.read_until(b'\n', &mut line).map_err(|source| DataError::Open {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+                    if n == 0 {
+                        return Err(self.empty(EMPTY_TXT));
+                    }
+                    if !line.iter().all(u8::is_ascii_whitespace) {
+                        return Ok(());
+                    }
+                }
             }
             Format::Csv | Format::Tsv => {
                 let mut rdr = self.csv_reader()?;
-                let headers = rdr.headers().map_err(|e| csv_error(&self.path, e))?.clone();
+                let headers = rdr.headers().map_err(|e| self.csv_error(e))?.clone();
                 if headers.is_empty() || (headers.len() == 1 && headers.get(0) == Some("")) {
-                    return Err(DataError::Empty {
-                        path: self.path.clone(),
-                        what: "header row",
-                    });
+                    return Err(self.empty(EMPTY_CSV));
                 }
-                self.column_indices(&headers).map(|_| ())
+                self.column_indices(&headers)?;
+                // Only "is there a row at all": a bad row is reported, with its line, when a
+                // stage reads the file, wherever in the file it is.
+                let mut record = csv::StringRecord::new();
+                if let Ok(false) = rdr.read_record(&mut record) {
+                    return Err(self.empty(HEADER_ONLY));
+                }
+                Ok(())
             }
             Format::Jsonl => {
                 let f = File::open(&self.path).map_err(|source| DataError::Open {
@@ -111,10 +156,7 @@ impl DatasetSpec {
                         message: format!("cannot read line: {e}"),
                     })?;
                     if n == 0 {
-                        return Err(DataError::Empty {
-                            path: self.path.clone(),
-                            what: "JSON lines",
-                        });
+                        return Err(self.empty(EMPTY_JSONL));
                     }
                     if !line.trim().is_empty() {
                         break;
@@ -133,12 +175,22 @@ impl DatasetSpec {
             Format::Jsonl => self.read_jsonl()?,
         };
         if rows.texts.is_empty() {
-            return Err(DataError::Empty {
-                path: self.path.clone(),
-                what: "rows",
-            });
+            let what = match self.format {
+                Format::Txt if text_files(&self.path).is_ok_and(|f| f.is_empty()) => EMPTY_FOLDER,
+                Format::Txt => EMPTY_TXT,
+                Format::Csv | Format::Tsv => HEADER_ONLY,
+                Format::Jsonl => EMPTY_JSONL,
+            };
+            return Err(self.empty(what));
         }
         Ok(rows)
+    }
+
+    fn empty(&self, what: &'static str) -> DataError {
+        DataError::Empty {
+            path: self.path.clone(),
+            what,
+        }
     }
 
     fn csv_reader(&self) -> Result<csv::Reader<File>, DataError> {
@@ -154,14 +206,28 @@ impl DatasetSpec {
     }
 
     fn column_indices(&self, headers: &csv::StringRecord) -> Result<(usize, Option<usize>), DataError> {
+        // A tab-separated file read as csv has one column named "text\tlabel": show the tab as
+        // `\t` (a raw tab is invisible in a terminal) and say what to do.
+        let hint = if self.format == Format::Csv && headers.iter().any(|h| h.contains('\t')) {
+            "; the header contains tabs: if the file is tab-separated, name it .tsv or declare `format: tsv`"
+                .to_string()
+        } else {
+            String::new()
+        };
         let find = |col: &str| -> Result<usize, DataError> {
             headers
                 .iter()
                 .position(|h| h.trim_start_matches('\u{feff}') == col)
                 .ok_or_else(|| DataError::MissingColumn {
                     path: self.path.clone(),
+                    noun: "column",
                     column: col.to_string(),
-                    found: headers.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", "),
+                    found: headers
+                        .iter()
+                        .map(|h| format!("`{}`", h.trim_start_matches('\u{feff}').escape_debug()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    hint: hint.clone(),
                 })
         };
         let t = find(&self.text)?;
@@ -174,34 +240,98 @@ impl DatasetSpec {
 
     fn read_csv(&self) -> Result<Rows, DataError> {
         let mut rdr = self.csv_reader()?;
-        let headers = rdr.headers().map_err(|e| csv_error(&self.path, e))?.clone();
+        let headers = rdr.headers().map_err(|e| self.csv_error(e))?.clone();
         let (ti, li) = self.column_indices(&headers)?;
         let mut rows = Rows {
             texts: Vec::new(),
             labels: li.map(|_| Vec::new()),
         };
         let mut record = csv::StringRecord::new();
+        // (line, byte) where the last record starts, if one of its fields spans lines: the
+        // shape an unclosed quote leaves (see `unclosed_quote`).
+        let mut last_multiline = None;
         loop {
             match rdr.read_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {}
-                Err(e) => return Err(csv_error(&self.path, e)),
+                Err(e) => return Err(self.csv_error(e)),
             }
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            let (line, byte) = record.position().map(|p| (p.line(), p.byte())).unwrap_or((0, 0));
+            last_multiline = record.iter().any(|f| f.contains(['\n', '\r'])).then_some((line, byte));
             rows.texts.push(record.get(ti).unwrap_or_default().to_string());
             if let (Some(li), Some(labels)) = (li, rows.labels.as_mut()) {
+                let column = self.label.as_deref().unwrap_or_default();
                 let label = record.get(li).unwrap_or_default().trim();
                 if label.is_empty() {
-                    return Err(DataError::Row {
-                        path: self.path.clone(),
+                    return Err(self.row_error(
                         line,
-                        message: format!("empty label in column `{}`", self.label.as_deref().unwrap_or_default()),
-                    });
+                        format!("empty label in column `{column}`; fill it in or remove the row"),
+                    ));
+                }
+                if label.contains(['\n', '\r']) {
+                    return Err(self.unclosed_quote(line, byte).unwrap_or_else(|| {
+                        self.row_error(line, format!("the label in column `{column}` spans several lines"))
+                    }));
                 }
                 labels.push(label.to_string());
             }
         }
+        if let Some(e) = last_multiline.and_then(|(line, byte)| self.unclosed_quote(line, byte)) {
+            return Err(e);
+        }
         Ok(rows)
+    }
+
+    fn row_error(&self, line: u64, message: String) -> DataError {
+        DataError::Row {
+            path: self.path.clone(),
+            line,
+            message,
+        }
+    }
+
+    /// The error for a `"` that opens in the row starting at `line`/`byte` and is never
+    /// closed, if that is what happened.
+    ///
+    /// The csv reader does not report an unclosed quote: it reads the rest of the file into
+    /// the quoted field, which shows up as a ragged last row, a label spanning lines, or — when
+    /// the field counts happen to match — a silently swallowed tail of the file. An unclosed
+    /// quote leaves an odd number of `"` from the row's start to the end of the file (a closed
+    /// quoted field, `""` escapes included, has an even number), so this counts them; it is
+    /// called only for a row that already looks wrong, and only for one row per read.
+    fn unclosed_quote(&self, line: u64, byte: u64) -> Option<DataError> {
+        let mut f = File::open(&self.path).ok()?;
+        f.seek(SeekFrom::Start(byte)).ok()?;
+        let mut quotes = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = f.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            quotes += buf[..n].iter().filter(|&&b| b == b'"').count() as u64;
+        }
+        (quotes % 2 == 1).then(|| {
+            self.row_error(
+                line,
+                "a quoted field in the row starting on this line is never closed, so the rest of the file was read into it; close the quote (inside a quoted field, write a literal quote as \"\")".into(),
+            )
+        })
+    }
+
+    fn csv_error(&self, e: csv::Error) -> DataError {
+        let (line, byte) = e.position().map(|p| (p.line(), p.byte())).unwrap_or((0, 0));
+        let message = match e.kind() {
+            csv::ErrorKind::Utf8 { .. } => "text is not valid UTF-8 (re-encode the file as UTF-8)".to_string(),
+            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                if let Some(e) = self.unclosed_quote(line, byte) {
+                    return e;
+                }
+                format!("row has {len} fields but the header has {expected_len} (a ragged row; check the separators and quoting of this line)")
+            }
+            _ => e.to_string(),
+        };
+        self.row_error(line, message)
     }
 
     fn read_txt(&self) -> Result<Rows, DataError> {
@@ -267,7 +397,15 @@ impl DatasetSpec {
             if line.trim().is_empty() {
                 continue;
             }
-            let (text, label) = self.json_row(&line, lineno)?;
+            // Past the first line, a missing field is a bad row (with its line), not a missing
+            // column of the file as `check_columns` reports it.
+            let (text, label) = self.json_row(&line, lineno).map_err(|e| match e {
+                DataError::MissingColumn { column, found, .. } => self.row_error(
+                    lineno,
+                    format!("field `{column}` is missing (fields found: {found}); every line needs it"),
+                ),
+                e => e,
+            })?;
             rows.texts.push(text);
             if let (Some(l), Some(labels)) = (label, rows.labels.as_mut()) {
                 labels.push(l);
@@ -282,7 +420,12 @@ impl DatasetSpec {
             line: lineno,
             message,
         };
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| row_err(format!("invalid JSON: {e}")))?;
+        // serde_json's message ends "at line 1 column C" (it sees one line): keep the column.
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            let what = e.to_string();
+            let what = what.split(" at line ").next().unwrap_or_default().to_string();
+            row_err(format!("invalid JSON at column {}: {what}", e.column()))
+        })?;
         let obj = v
             .as_object()
             .ok_or_else(|| row_err("expected a JSON object per line".into()))?;
@@ -296,33 +439,27 @@ impl DatasetSpec {
                 ))),
                 None => Err(DataError::MissingColumn {
                     path: self.path.clone(),
+                    noun: "field",
                     column: name.to_string(),
                     found: obj.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+                    hint: String::new(),
                 }),
             }
         };
         let text = field(&self.text)?;
         let label = match &self.label {
-            Some(l) => Some(field(l)?),
+            Some(l) => {
+                let v = field(l)?;
+                if v.trim().is_empty() {
+                    return Err(row_err(format!(
+                        "empty label in field `{l}`; fill it in or remove the line"
+                    )));
+                }
+                Some(v)
+            }
             None => None,
         };
         Ok((text, label))
-    }
-}
-
-fn csv_error(path: &Path, e: csv::Error) -> DataError {
-    let line = e.position().map(|p| p.line()).unwrap_or(0);
-    let message = match e.kind() {
-        csv::ErrorKind::Utf8 { .. } => "text is not valid UTF-8 (re-encode the file as UTF-8)".to_string(),
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            format!("row has {len} fields but the header has {expected_len} (a ragged row; check quoting)")
-        }
-        _ => e.to_string(),
-    };
-    DataError::Row {
-        path: path.to_path_buf(),
-        line,
-        message,
     }
 }
 

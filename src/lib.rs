@@ -14,6 +14,7 @@ pub mod model;
 pub mod plan;
 pub mod predict;
 pub mod progress;
+pub mod report;
 pub mod seqfile;
 pub mod spec;
 pub mod stages;

@@ -432,9 +432,37 @@ impl Study {
                 }
             })
             .collect::<Result<_, _>>()?;
+        // `*.param` stands for every stage that has `param` (e.g. `*.train_size` sets the label
+        // budget of every classifier at once); resolved against the spec without variants.
+        let wildcard_targets = |path: &str| -> Result<Vec<String>, SpecErrors> {
+            let Some(field) = path.strip_prefix("*.") else {
+                return Ok(vec![path.to_string()]);
+            };
+            let base = Spec::build(file, &spans, root.clone(), &common, "")?;
+            let hits: Vec<String> = base
+                .stages
+                .iter()
+                .filter(|st| st.stage.params().get(field).is_some())
+                .map(|st| format!("{}.{field}", st.name))
+                .collect();
+            if hits.is_empty() {
+                let at = format!("matrix.{path}");
+                return Err(fail(
+                    &at,
+                    spans.find(&at),
+                    format!("no stage has a parameter `{field}`"),
+                ));
+            }
+            Ok(hits)
+        };
+        let mut targets: Vec<Vec<String>> = Vec::new();
+        for (path, _) in &axes {
+            targets.push(wildcard_targets(path)?);
+        }
         let short = |path: &str| -> String {
             let last = path.rsplit('.').next().unwrap_or(path);
             let clash = axes.iter().filter(|(p, _)| p.rsplit('.').next() == Some(last)).count() > 1;
+            let clash = clash && !path.starts_with("*.");
             if clash {
                 path.to_string()
             } else {
@@ -472,14 +500,14 @@ impl Study {
                         let (path, vals) = &axes[a];
                         parts.push(format!("{}={}", short(path), show(&vals[i])));
                         def.push((path.clone(), show(&vals[i])));
-                        over.push((
-                            Override {
-                                path: path.clone(),
+                        for target in &targets[a] {
+                            let o = Override {
+                                path: target.clone(),
                                 origin: format!("matrix `{path}`"),
                                 at: Some(format!("matrix.{path}")),
-                            },
-                            vals[i].clone(),
-                        ));
+                            };
+                            over.push((o, vals[i].clone()));
+                        }
                     }
                     if raw.repeats > 1 {
                         let seed = base_seed + r;

@@ -37,17 +37,36 @@ pub fn pad_meta(src: &Path) -> Result<PadMeta> {
 
 /// A deterministic stratified subset of `n` rows (the label budget): each class keeps its
 /// share (at least one row where possible), rows drawn with a seeded shuffle.
-pub fn subset(data: &Padded, n: usize, classes: usize, seed: u64) -> Result<Padded> {
+///
+/// Fails when `n` cannot hold one row of every class the data has: a model that never sees a
+/// class cannot predict it, and a dev set with that class would fail later with a message about
+/// labels the training data never shows, far from the `train_size` that caused it.
+pub fn subset(data: &Padded, n: usize, labels: &[String], seed: u64) -> Result<Padded> {
+    let classes = labels.len();
     let total = data.rows();
     if n > total {
         bail!("train_size {n} is larger than the training set ({total} rows); use a smaller train_size or omit it to use all rows");
     }
-    if n == total {
-        return Ok(data.clone());
-    }
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for (i, &l) in data.labels.iter().enumerate() {
         by_class[l as usize].push(i);
+    }
+    let present: Vec<&str> = by_class
+        .iter()
+        .zip(labels)
+        .filter(|(c, _)| !c.is_empty())
+        .map(|(_, l)| l.as_str())
+        .collect();
+    if n < present.len() {
+        bail!(
+            "train_size {n} is smaller than the number of classes in the training set ({}: {}); the subset needs at least one row per class, so use train_size ≥ {}",
+            present.len(),
+            present.join(", "),
+            present.len()
+        );
+    }
+    if n == total {
+        return Ok(data.clone());
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ab5e7);
     for c in by_class.iter_mut() {
@@ -56,7 +75,7 @@ pub fn subset(data: &Padded, n: usize, classes: usize, seed: u64) -> Result<Padd
     // Largest-remainder allocation of n over classes by their share.
     let mut take: Vec<usize> = by_class.iter().map(|c| c.len() * n / total).collect();
     for (t, c) in take.iter_mut().zip(&by_class) {
-        if *t == 0 && !c.is_empty() && n >= classes {
+        if *t == 0 && !c.is_empty() {
             *t = 1;
         }
     }
@@ -113,7 +132,7 @@ pub fn check_labels_seen(train: &Padded, other: &Padded, other_name: &str, label
         .collect();
     if !unseen.is_empty() {
         bail!(
-            "dataset `{other_name}` has labels that the training data never shows: {}",
+            "dataset `{other_name}` has labels that the training data never shows: {}; add training rows with them, or remove those rows from `{other_name}`",
             unseen.join(", ")
         );
     }

@@ -2,11 +2,15 @@
 //! Artefact: `metrics.json` (accuracy, macro-F1, per-class precision/recall/F1, confusion
 //! matrix, loss, majority-class baseline); `run --json` shows the headline numbers.
 
+use std::path::Path;
+
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::classify::{self, labelled, load_model};
+use super::pad::{PadMeta, Shape};
 use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
+use crate::model::classifier::ModelConfig;
 use crate::model::Dev;
 
 pub const KIND: Kind = Kind {
@@ -24,6 +28,43 @@ pub struct Evaluate {
     /// The pad stage holding the evaluation data.
     pub from: String,
     pub data: String,
+}
+
+impl Evaluate {
+    /// Fails unless the data was tokenized, labelled and padded the way the model was trained:
+    /// otherwise the ids or label indices mean something else to the model, and the metrics
+    /// would be quietly wrong (or an id beyond the model's vocabulary would stop the run).
+    fn check_same_inputs(&self, cfg: &ModelConfig, meta: &PadMeta, model_dir: &Path, src: &Path) -> Result<()> {
+        let shape = Shape {
+            max_len: meta.max_len,
+            add_cls: meta.add_cls,
+            padding: meta.padding,
+            truncating: meta.truncating,
+        };
+        let tokenizer = |dir: &Path| std::fs::read(dir.join("tokenizer.json")).ok();
+        let why = if cfg.labels != meta.tok.labels {
+            format!(
+                "its labels are {} but `{}` has {}",
+                cfg.labels.join(", "),
+                self.from,
+                meta.tok.labels.join(", ")
+            )
+        } else if cfg.shape != shape {
+            format!(
+                "it was trained on rows padded as {:?}, `{}` pads them as {:?}",
+                cfg.shape, self.from, shape
+            )
+        } else if tokenizer(model_dir) != tokenizer(src) {
+            format!("`{}` comes from another tokenizer", self.from)
+        } else {
+            return Ok(());
+        };
+        anyhow::bail!(
+            "model `{}` does not fit the data of pad stage `{}`: {why}; evaluate with `from:` the pad stage the model was trained from (or one padding the same tokenize stage the same way)",
+            self.model,
+            self.from
+        )
+    }
 }
 
 impl Stage for Evaluate {
@@ -51,14 +92,9 @@ impl Stage for Evaluate {
         let meta = classify::pad_meta(src)?;
         let data = labelled(src, &meta, &self.from, &self.data)?;
         let dev = Dev::default();
-        let model = load_model(&dev, ctx.artefact(&self.model)?)?;
-        if model.cfg.labels != meta.tok.labels || model.cfg.shape.max_len != meta.max_len {
-            anyhow::bail!(
-                "model `{}` was trained on another tokenization/labels than pad stage `{}`",
-                self.model,
-                self.from
-            );
-        }
+        let model_dir = ctx.artefact(&self.model)?;
+        let model = load_model(&dev, model_dir)?;
+        self.check_same_inputs(&model.cfg, &meta, model_dir, src)?;
         let m = model.evaluate(&dev, &data)?;
         std::fs::write(ctx.out.join("metrics.json"), serde_json::to_vec_pretty(&m)?)?;
         Ok(Outcome {

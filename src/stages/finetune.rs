@@ -185,7 +185,7 @@ impl Stage for Finetune {
         let dev = Dev::seed_from_u64(ctx.seed);
         let full = labelled(src, &meta, &self.from, &self.train)?;
         let train = match self.train_size {
-            Some(n) => subset(&full, n, meta.tok.labels.len(), ctx.seed)?,
+            Some(n) => subset(&full, n, &meta.tok.labels, ctx.seed)?,
             None => full,
         };
         let devset = match &self.dev {

@@ -57,6 +57,10 @@ pub struct Pretrain {
     pub negatives: usize,
     #[serde(default = "d_held")]
     pub held_out: f64,
+    /// A seed of its own: then this stage ignores the pipeline seed, so repeats (which vary the
+    /// seed) share one pretrained encoder and vary only what is trained on top of it.
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 fn d_epochs() -> usize {
@@ -97,7 +101,7 @@ impl Stage for Pretrain {
     }
 
     fn uses_seed(&self) -> bool {
-        true
+        self.seed.is_none()
     }
 
     fn check(&self) -> Vec<(String, String)> {
@@ -162,7 +166,8 @@ impl Stage for Pretrain {
                 data.extend((0..r.len()).map(|i| r.row(i).to_vec()));
             }
         }
-        let dev = crate::model::Dev::seed_from_u64(ctx.seed);
+        let seed = self.seed.unwrap_or(ctx.seed);
+        let dev = crate::model::Dev::seed_from_u64(seed);
         let settings = CbowSettings {
             skipgram: self.objective == Objective::Skipgram,
             dim: self.encoder.dim,
@@ -170,7 +175,7 @@ impl Stage for Pretrain {
             negatives: self.negatives,
             epochs: self.epochs,
             lr: self.lr as f32,
-            seed: ctx.seed,
+            seed,
             held_out: self.held_out,
         };
         let specials = crate::stages::tokenize::SPECIALS.len();

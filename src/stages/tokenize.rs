@@ -9,6 +9,7 @@
 //! `meta.json` ([`TokMeta`]), and one `<dataset>.seq` per encoded dataset (ragged ids + label
 //! indices, see [`crate::seqfile`]).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{anyhow, Context, Result};
@@ -20,14 +21,15 @@ use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::{AddedToken, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer, Tokenizer};
 
 use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::seqfile::{write_ragged, Ragged};
 
 pub const KIND: Kind = Kind {
     name: "tokenize",
-    version: 1,
+    // 2: words longer than MAX_TRAIN_WORD are left out of tokenizer training.
+    version: 2,
     summary: "train a WordPiece/BPE/Unigram tokenizer and encode datasets to ids",
     parse: super::parse_as::<Tokenize>,
 };
@@ -40,6 +42,9 @@ pub const CLS_ID: u32 = 2;
 pub const MASK_ID: u32 = 4;
 /// Smallest vocabulary we accept: the specials plus room for characters.
 const MIN_VOCAB: usize = 32;
+/// Longest word (after normalisation and pre-tokenisation), in characters, that the tokenizer
+/// is trained on: WordPiece's own limit, beyond which a word encodes as `[UNK]` anyway.
+const MAX_TRAIN_WORD: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -168,6 +173,10 @@ impl Tokenize {
             self.lowercase,
         )));
         tok.with_pre_tokenizer(Some(BertPreTokenizer));
+        let texts: Vec<Cow<str>> = texts
+            .iter()
+            .map(|t| without_long_words(&tok, t))
+            .collect::<Result<_>>()?;
         tok.train(&mut trainer, texts.iter())
             .map_err(|e| anyhow!("training the tokenizer failed: {e}"))?;
         for (id, s) in SPECIALS.iter().enumerate() {
@@ -178,6 +187,35 @@ impl Tokenize {
         }
         Ok(tok)
     }
+}
+
+/// `text` without the words the tokenizer trainer must not see: those longer than
+/// [`MAX_TRAIN_WORD`] characters once normalised and pre-tokenised, the way the trainer splits.
+///
+/// Such "words" are blobs (base64, hashes, a pasted line with no spaces); they teach a
+/// vocabulary nothing, and the trainers handle them badly: BPE/WordPiece merging is quadratic in
+/// a word's length (one 2 MB blob took five minutes) and the Unigram trainer overflowed the
+/// stack on a 100 kB one, which aborts the whole process. Texts without a long whitespace-free
+/// run (nearly all) are returned unchanged; the others are rebuilt from their kept words joined
+/// by spaces, which normalise and pre-tokenise to the same words again.
+fn without_long_words<'a>(tok: &Tokenizer, text: &'a str) -> Result<Cow<'a, str>> {
+    if text.split_whitespace().all(|w| w.len() <= MAX_TRAIN_WORD) {
+        return Ok(Cow::Borrowed(text));
+    }
+    let mut pts = PreTokenizedString::from(text);
+    if let Some(n) = tok.get_normalizer() {
+        pts.normalize(|s| n.normalize(s)).map_err(|e| anyhow!("{e}"))?;
+    }
+    if let Some(p) = tok.get_pre_tokenizer() {
+        p.pre_tokenize(&mut pts).map_err(|e| anyhow!("{e}"))?;
+    }
+    let kept: Vec<&str> = pts
+        .get_splits(OffsetReferential::Original, OffsetType::Byte)
+        .into_iter()
+        .map(|(w, _, _)| w)
+        .filter(|w| w.chars().count() <= MAX_TRAIN_WORD)
+        .collect();
+    Ok(Cow::Owned(kept.join(" ")))
 }
 
 impl Stage for Tokenize {
@@ -352,4 +390,44 @@ pub fn read_meta(dir: &std::path::Path) -> Result<TokMeta> {
     let p = dir.join("meta.json");
     let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid tokenizer meta file", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The words the trainer is fed for `text` (normalised, pre-tokenised), as `build` sets up.
+    fn words(tok: &Tokenizer, text: &str) -> Vec<String> {
+        let mut pts = PreTokenizedString::from(text);
+        pts.normalize(|s| tok.get_normalizer().unwrap().normalize(s)).unwrap();
+        tok.get_pre_tokenizer().unwrap().pre_tokenize(&mut pts).unwrap();
+        pts.get_splits(OffsetReferential::Original, OffsetType::Byte)
+            .into_iter()
+            .map(|(w, _, _)| w.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn only_long_words_are_left_out_of_training() {
+        let mut tok = Tokenizer::new(WordPiece::default());
+        tok.with_normalizer(Some(BertNormalizer::new(true, true, Some(true), true)));
+        tok.with_pre_tokenizer(Some(BertPreTokenizer));
+        // Chinese without spaces (one long whitespace-free run, but one word per character),
+        // accents, punctuation: the rebuilt text must give the trainer the same words.
+        let chinese =
+            "这家酒店的服务很好，房间非常干净，早餐也不错，前台热情，位置方便，价格便宜，下次还来。".repeat(3);
+        let mixed = "Crème-brûlée,don't-stop!example.com/a_very/long/path?with=params&and=more".repeat(4);
+        for text in [chinese.as_str(), mixed.as_str()] {
+            let kept = without_long_words(&tok, text).unwrap();
+            assert!(matches!(kept, Cow::Owned(_)), "the check should have run on {text}");
+            assert_eq!(words(&tok, &kept), words(&tok, text), "{text}");
+        }
+        let blob = "x".repeat(MAX_TRAIN_WORD + 1);
+        let text = format!("A great film {blob} with {}", "y".repeat(MAX_TRAIN_WORD));
+        let kept = without_long_words(&tok, &text).unwrap();
+        let mut expected = words(&tok, &text);
+        expected.retain(|w| w != &blob);
+        assert_eq!(words(&tok, &kept), expected);
+        assert!(!kept.contains(&blob));
+    }
 }
