@@ -291,7 +291,10 @@ fn run(
     }
     // One thread count for the whole process: data-parallel work inside stages (rayon) uses it,
     // and results depend on it only through floating-point summation order.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .stack_size(64 << 20)
+        .build_global();
     let ws = Workspace::open(workspace)?;
     let reporter = Reporter::new();
     let _lock = ws.lock(|holder| {

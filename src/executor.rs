@@ -141,7 +141,13 @@ pub fn run(study: &Study, plan: &Plan, ws: &Workspace, opts: &Options) -> RunRep
     };
     std::thread::scope(|s| {
         for _ in 0..opts.jobs.clamp(1, n.max(1)) {
-            s.spawn(worker);
+            // Big stacks: a stage that recurses deeply (a tokenizer on pathological input) must
+            // fail as a stage, not abort the process with a stack overflow.
+            let spawned = std::thread::Builder::new().stack_size(64 << 20).spawn_scoped(s, worker);
+            if let Err(e) = spawned {
+                opts.reporter
+                    .line(&format!("warning: cannot start a worker thread: {e}"));
+            }
         }
     });
 

@@ -279,7 +279,7 @@ fn line_chart(
     let sx = |x: f64| l + (fx(x) - x0) / (x1 - x0) * (w - l - r);
     let sy = |y: f64| h - b - (y - y0) / (y1 - y0) * (h - t - b);
     let mut s = format!(
-        r#"<figure><svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img"><title>{}</title>"#,
+        r#"<figure><svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img"><title>{}</title>"#,
         esc(title)
     );
     let _ = write!(s, r#"<rect x="0" y="0" width="{w}" height="{h}" fill="white"/>"#);

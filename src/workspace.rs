@@ -40,7 +40,15 @@ impl Drop for RunLock {
 
 impl Workspace {
     pub fn open(dir: &Path) -> Result<Workspace> {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create workspace {}", dir.display()))?;
+        if dir.is_file() {
+            anyhow::bail!("workspace {} is a file; --workspace needs a folder", dir.display());
+        }
+        fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create workspace {} (make its parent writable or pass --workspace DIR)",
+                dir.display()
+            )
+        })?;
         let store = Store::open(dir)?;
         Ok(Workspace {
             dir: dir.to_path_buf(),
