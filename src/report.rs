@@ -242,6 +242,9 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A named line of (x, y, ± error) points.
+type Series = (String, Vec<(f64, f64, f64)>);
+
 const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
@@ -251,7 +254,7 @@ fn line_chart(
     title: &str,
     xlabel: &str,
     ylabel: &str,
-    series: &[(String, Vec<(f64, f64, f64)>)],
+    series: &[Series],
     log_x: bool,
 ) -> String {
     let (w, h, l, r, t, b) = (640.0, 360.0, 60.0, 190.0, 30.0, 45.0);
@@ -439,7 +442,7 @@ fn html(study: &Study, plan: &Plan, ws: &Workspace, rows: &[Row]) -> String {
                 );
                 series.entry(name).or_default().entry(b as u64).or_default().push(m);
             }
-            let series: Vec<(String, Vec<(f64, f64, f64)>)> = series
+            let series: Vec<Series> = series
                 .into_iter()
                 .map(|(n, pts)| {
                     (
