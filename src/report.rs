@@ -133,6 +133,12 @@ pub fn write(study: &Study, plan: &Plan, ws: &Workspace, out: &Path) -> Result<V
     crate::store::write_atomic(&out.join("report.md"), md.as_bytes())?;
     let html = html(study, plan, ws, &rows);
     crate::store::write_atomic(&out.join("index.html"), html.as_bytes())?;
+    // The curve on its own, as a standalone SVG file (for READMEs and slides).
+    let chart = sample_efficiency(&rows, "accuracy");
+    if let (Some(a), Some(b)) = (chart.find("<svg"), chart.find("</svg>")) {
+        let svg = chart[a..b + 6].replacen("<svg ", "<svg xmlns=\"http://www.w3.org/2000/svg\" ", 1);
+        crate::store::write_atomic(&out.join("sample-efficiency.svg"), svg.as_bytes())?;
+    }
     Ok(rows)
 }
 
@@ -250,13 +256,7 @@ const PALETTE: [&str; 8] = [
 ];
 
 /// A line chart as inline SVG: series of (x, y, ±err) points.
-fn line_chart(
-    title: &str,
-    xlabel: &str,
-    ylabel: &str,
-    series: &[Series],
-    log_x: bool,
-) -> String {
+fn line_chart(title: &str, xlabel: &str, ylabel: &str, series: &[Series], log_x: bool) -> String {
     let (w, h, l, r, t, b) = (640.0, 360.0, 60.0, 190.0, 30.0, 45.0);
     let pts: Vec<&(f64, f64, f64)> = series.iter().flat_map(|(_, p)| p.iter()).collect();
     if pts.is_empty() {
@@ -378,6 +378,61 @@ fn line_chart(
     s
 }
 
+/// The sample-efficiency curve: `metric` against the label budget, one line per variant
+/// group and evaluate stage, mean ± std over repeats. Empty when no matrix axis sets a
+/// `train_size` (rows with `train_size: null`, i.e. all rows, are left out of the plot).
+pub fn sample_efficiency(rows: &[Row], metric_name: &str) -> String {
+    let budget_of = |r: &Row| {
+        r.definition
+            .iter()
+            .find(|(p, _)| p.ends_with("train_size"))
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+    };
+    let mut series: BTreeMap<String, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+    for r in rows {
+        let (Some(b), Some(m)) = (budget_of(r), metric(r, metric_name)) else {
+            continue;
+        };
+        let rest = r
+            .group
+            .split(',')
+            .filter(|p| !p.contains("train_size="))
+            .collect::<Vec<_>>()
+            .join(",");
+        let name = if rest.is_empty() {
+            r.stage.clone()
+        } else {
+            format!("{rest} {}", r.stage)
+        };
+        series.entry(name).or_default().entry(b as u64).or_default().push(m);
+    }
+    let series: Vec<Series> = series
+        .into_iter()
+        .map(|(n, pts)| {
+            let pts = pts
+                .into_iter()
+                .map(|(b, v)| {
+                    let (m, sd) = mean_std(&v);
+                    (b as f64, m, sd)
+                })
+                .collect();
+            (n, pts)
+        })
+        .collect();
+    let label = if metric_name == "macro_f1" {
+        "macro-F1"
+    } else {
+        metric_name
+    };
+    line_chart(
+        &format!("{label} against label budget"),
+        "labelled training rows (log scale)",
+        label,
+        &series,
+        true,
+    )
+}
+
 fn html(study: &Study, plan: &Plan, ws: &Workspace, rows: &[Row]) -> String {
     let mut s = String::from("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
     s.push_str(&esc(&study.name));
@@ -410,60 +465,8 @@ fn html(study: &Study, plan: &Plan, ws: &Workspace, rows: &[Row]) -> String {
     }
     s.push_str("</table>");
 
-    // Sample efficiency: accuracy and macro-F1 against the label budget, when a matrix axis
-    // sets a train_size.
-    let budget_of = |r: &Row| {
-        r.definition
-            .iter()
-            .find(|(p, _)| p.ends_with("train_size"))
-            .and_then(|(_, v)| v.parse::<f64>().ok())
-    };
-    if rows.iter().any(|r| budget_of(r).is_some()) {
-        for (metric_name, label) in [("accuracy", "accuracy"), ("macro_f1", "macro-F1")] {
-            let mut series: BTreeMap<String, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
-            for r in rows {
-                let (Some(b), Some(m)) = (budget_of(r), metric(r, metric_name)) else {
-                    continue;
-                };
-                let name = r
-                    .group
-                    .split(',')
-                    .filter(|p| !p.contains("train_size="))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let name = format!(
-                    "{}{}",
-                    if name.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{name} ")
-                    },
-                    r.stage
-                );
-                series.entry(name).or_default().entry(b as u64).or_default().push(m);
-            }
-            let series: Vec<Series> = series
-                .into_iter()
-                .map(|(n, pts)| {
-                    (
-                        n,
-                        pts.into_iter()
-                            .map(|(b, v)| {
-                                let (m, sd) = mean_std(&v);
-                                (b as f64, m, sd)
-                            })
-                            .collect(),
-                    )
-                })
-                .collect();
-            s.push_str(&line_chart(
-                &format!("{label} against label budget"),
-                "labelled training rows (log scale)",
-                label,
-                &series,
-                true,
-            ));
-        }
+    for metric_name in ["accuracy", "macro_f1"] {
+        s.push_str(&sample_efficiency(rows, metric_name));
     }
 
     // Training curves of the first repeat of each group.

@@ -169,3 +169,42 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
     println!("survived {kills} SIGKILLs; final metrics equal the clean run's");
     assert!(kills >= 4, "only {kills} runs were still going when killed");
 }
+
+/// A second run on a busy workspace waits, says for what, and then proceeds.
+#[test]
+fn a_run_on_a_busy_workspace_waits_and_says_why() {
+    use fs2::FileExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(ws.join("lock"))
+        .unwrap();
+    lock.lock_exclusive().unwrap();
+    std::fs::write(ws.join("lock"), "pid 4242").unwrap();
+    let spec = quickstart();
+    let child = Command::new(env!("CARGO_BIN_EXE_warmstart"))
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["run", spec.to_str().unwrap(), "--jobs", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !ws.join("store").exists() || std::fs::read_dir(ws.join("store")).unwrap().count() == 0,
+        "it must not run while the workspace is locked"
+    );
+    FileExt::unlock(&lock).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("waiting for another warmstart run on workspace") && err.contains("pid 4242"),
+        "{err}"
+    );
+}
