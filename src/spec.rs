@@ -125,36 +125,15 @@ pub struct StageSpec {
 }
 
 impl Spec {
-    /// Reads and validates a spec file, applying `--set` overrides (`path=value`).
+    /// Reads and validates a spec file that declares no variants, applying `--set` overrides.
     pub fn load(file: &Path, sets: &[String]) -> Result<Spec, SpecErrors> {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            SpecErrors(vec![SpecError {
-                file: file.to_path_buf(),
-                line: None,
-                column: None,
-                field: String::new(),
-                message: format!("cannot read spec file: {e}"),
-                from_override: None,
-            }])
-        })?;
-        Spec::parse(file, &text, sets)
+        Study::load(file, sets).and_then(Study::single)
     }
 
     /// Parses spec text that declares no variants (see [`Study::parse`] for those); `file` is
     /// used for messages and to resolve dataset paths.
     pub fn parse(file: &Path, text: &str, sets: &[String]) -> Result<Spec, SpecErrors> {
-        let mut study = Study::parse(file, text, sets)?;
-        if study.variants.len() > 1 {
-            return Err(SpecErrors(vec![SpecError {
-                file: file.to_path_buf(),
-                line: None,
-                column: None,
-                field: String::new(),
-                message: "this spec declares variants; use the commands that accept them".into(),
-                from_override: None,
-            }]));
-        }
-        Ok(study.variants.remove(0))
+        Study::parse(file, text, sets).and_then(Study::single)
     }
 
     /// Builds one variant: the file's tree plus `overrides`, typed and checked.
@@ -283,6 +262,21 @@ pub struct Study {
 }
 
 impl Study {
+    /// The one spec of a study without variants.
+    fn single(mut study: Study) -> Result<Spec, SpecErrors> {
+        if study.variants.len() > 1 {
+            return Err(SpecErrors(vec![SpecError {
+                file: study.file.clone(),
+                line: None,
+                column: None,
+                field: String::new(),
+                message: "this spec declares variants; use the commands that accept them".into(),
+                from_override: None,
+            }]));
+        }
+        Ok(study.variants.remove(0))
+    }
+
     pub fn load(file: &Path, sets: &[String]) -> Result<Study, SpecErrors> {
         let text = std::fs::read_to_string(file).map_err(|e| {
             SpecErrors(vec![SpecError {

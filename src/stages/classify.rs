@@ -118,6 +118,32 @@ pub fn subset(data: &Padded, n: usize, labels: &[String], seed: u64) -> Result<P
     Ok(out)
 }
 
+/// The training rows (the label budget applied) and the dev rows of a classifier stage.
+pub fn training_data(
+    src: &Path,
+    meta: &PadMeta,
+    from: &str,
+    train: &str,
+    dev: Option<&str>,
+    train_size: Option<usize>,
+    seed: u64,
+) -> Result<(Padded, Option<Padded>)> {
+    let full = labelled(src, meta, from, train)?;
+    let train = match train_size {
+        Some(n) => subset(&full, n, &meta.tok.labels, seed)?,
+        None => full,
+    };
+    let devset = match dev {
+        Some(d) => {
+            let p = labelled(src, meta, from, d)?;
+            check_labels_seen(&train, &p, d, &meta.tok.labels)?;
+            Some(p)
+        }
+        None => None,
+    };
+    Ok((train, devset))
+}
+
 /// Fails when evaluation data has labels the training data never shows.
 pub fn check_labels_seen(train: &Padded, other: &Padded, other_name: &str, labels: &[String]) -> Result<()> {
     let mut seen = vec![false; labels.len()];

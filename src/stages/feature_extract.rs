@@ -6,7 +6,7 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::classify::{self, check_labels_seen, config_from, labelled, save_model, subset};
+use super::classify::{self, config_from, save_model};
 use super::finetune::check_training;
 use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::model::bag::Pooling;
@@ -107,19 +107,15 @@ impl Stage for FeatureExtract {
         let src = ctx.artefact(&self.from)?;
         let meta = classify::pad_meta(src)?;
         let dev = Dev::seed_from_u64(ctx.seed);
-        let full = labelled(src, &meta, &self.from, &self.train)?;
-        let train = match self.train_size {
-            Some(n) => subset(&full, n, &meta.tok.labels, ctx.seed)?,
-            None => full,
-        };
-        let devset = match &self.dev {
-            Some(d) => {
-                let p = labelled(src, &meta, &self.from, d)?;
-                check_labels_seen(&train, &p, d, &meta.tok.labels)?;
-                Some(p)
-            }
-            None => None,
-        };
+        let (train, devset) = classify::training_data(
+            src,
+            &meta,
+            &self.from,
+            &self.train,
+            self.dev.as_deref(),
+            self.train_size,
+            ctx.seed,
+        )?;
         let dir = ctx.artefact(&self.encoder)?;
         let pre: super::pretrain::PretrainConfig = serde_json::from_slice(&std::fs::read(dir.join("encoder.json"))?)?;
         let emb = Params::load(&dev, &dir.join("encoder.safetensors"))?
