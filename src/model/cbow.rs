@@ -145,7 +145,7 @@ pub fn train(
     let held_rows = usable(&data[n - held..], specials as u32);
     let tokens: usize = train_rows.iter().map(Vec::len).sum();
     if tokens == 0 {
-        bail!("the pretraining text has no row with two or more tokens; cbow needs context");
+        bail!("the pretraining text has no row with two or more tokens; word2vec needs context");
     }
     // Negative-sampling distribution: unigram counts ^ 0.75, as word2vec.
     let mut counts = vec![0f64; vocab];

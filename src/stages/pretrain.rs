@@ -179,6 +179,17 @@ impl Stage for Pretrain {
             held_out: self.held_out,
         };
         let specials = crate::stages::tokenize::SPECIALS.len();
+        if !data
+            .iter()
+            .any(|r| r.iter().filter(|&&t| t as usize >= specials).count() >= 2)
+        {
+            bail!(
+                "datasets [{}] of stage `{}` have no row with two or more tokens; pretraining needs context \
+                 (each token is learned from its neighbours): use running text, not single words",
+                self.data.join(", "),
+                self.from
+            );
+        }
         let (params, history, tokens_per_second) =
             cbow::train(&dev, &data, tok.vocab_size, specials, &settings, ctx.progress)?;
         params.save(&ctx.out.join("encoder.safetensors"))?;
