@@ -17,8 +17,9 @@ w, p = sys.argv[1], sys.argv[2]
 def tps(text, name):
     m = re.search(re.escape(name) + r".*?([0-9]+) tokens/s", text)
     return float(m.group(1)) if m else None
-a, b = tps(w, "emb+meanpool+linear cls"), tps(p, "emb+meanpool+linear cls")
-if a and b:
-    print(f"ratio warmstart / pytorch, bag classifier: {a/b:.2f}")
+for name in ["emb+meanpool+linear cls", "seed LSTM(64) cls"]:
+    a, b = tps(w, name), tps(p, name)
+    if a and b:
+        print(f"ratio warmstart / pytorch, {name}: {a/b:.2f}")
 PYX
 done

@@ -42,33 +42,42 @@ fn main() {
             truncating: Side::Post,
         },
     };
-    let mut model = Classifier::new(&dev, cfg, None, 0).unwrap();
     let data = Padded {
         len: S,
         ids: (0..B * S).map(|_| rng.gen_range(1..V as u32)).collect(),
         mask: vec![1; B * S],
         labels: (0..B).map(|_| rng.gen_range(0..2)).collect(),
     };
-    let batch: Vec<usize> = (0..B).collect();
-    let trainable: Vec<String> = model.params.tensors.keys().cloned().collect();
-    let mut opt = Adam::new(1e-3, 0.0);
-    let mut t = Instant::now();
-    for i in 0..STEPS + 5 {
-        if i == 5 {
-            t = Instant::now();
-        }
-        let mut grads = dfdx::prelude::Backward::backward(model.batch_loss(&dev, &data, &batch, None).unwrap());
-        opt.step(&mut model.params, &mut grads, &trainable, 1.0, |_| 1.0)
-            .unwrap();
-    }
-    let dt = t.elapsed().as_secs_f64() / STEPS as f64;
     println!("threads {}", rayon::current_num_threads());
-    println!(
-        "{:32} {:7.1} ms/step {:10.0} tokens/s",
-        "emb+meanpool+linear cls",
-        dt * 1e3,
-        (B * S) as f64 / dt
-    );
+    for (kind, name) in [
+        (EncoderType::Bag, "emb+meanpool+linear cls"),
+        (EncoderType::Lstm, "seed LSTM(64) cls"),
+    ] {
+        let cfg = ModelConfig {
+            encoder: EncoderSpec { kind, dim: D },
+            ..cfg.clone()
+        };
+        let mut model = Classifier::new(&dev, cfg, None, 0).unwrap();
+        let batch: Vec<usize> = (0..B).collect();
+        let trainable: Vec<String> = model.params.tensors.keys().cloned().collect();
+        let mut opt = Adam::new(1e-3, 0.0);
+        let mut t = Instant::now();
+        for i in 0..STEPS + 5 {
+            if i == 5 {
+                t = Instant::now();
+            }
+            let mut grads = dfdx::prelude::Backward::backward(model.batch_loss(&dev, &data, &batch, None).unwrap());
+            opt.step(&mut model.params, &mut grads, &trainable, 1.0, |_| 1.0)
+                .unwrap();
+        }
+        let dt = t.elapsed().as_secs_f64() / STEPS as f64;
+        println!(
+            "{:32} {:7.1} ms/step {:10.0} tokens/s",
+            name,
+            dt * 1e3,
+            (B * S) as f64 / dt
+        );
+    }
 
     // Word2vec kernel: skip-gram and CBOW over 200k random-ish tokens (Zipf-like ids).
     let rows: Vec<Vec<u32>> = (0..10_000)

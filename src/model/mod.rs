@@ -16,6 +16,7 @@ pub mod adam;
 pub mod bag;
 pub mod cbow;
 pub mod classifier;
+pub mod lstm;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -198,9 +198,10 @@ impl Stage for Finetune {
             let dir = ctx.artefact(&self.init)?;
             let pre: super::pretrain::PretrainConfig =
                 serde_json::from_slice(&std::fs::read(dir.join("encoder.json"))?)?;
-            if pre.encoder != self.encoder {
+            // Pretraining gives token embeddings; any encoder of the same width can start from them.
+            if pre.encoder.dim != self.encoder.dim {
                 bail!(
-                    "encoder {:?} does not match the pretrained encoder {:?} of stage `{}`; set `encoder` to the same type and dim",
+                    "encoder {:?} does not match the pretrained embeddings {:?} of stage `{}`; set `encoder.dim` to the same dim",
                     self.encoder,
                     pre.encoder,
                     self.init
@@ -218,9 +219,21 @@ impl Stage for Finetune {
             .filter(|k| k.starts_with("head."))
             .cloned()
             .collect();
-        if self.freeze == Freeze::None {
-            trainable.push("encoder.embedding".into());
-        }
+        // none: everything learns; embeddings: the rest of the encoder (an LSTM's weights) still
+        // learns; encoder: only the head learns.
+        trainable.extend(
+            model
+                .params
+                .tensors
+                .keys()
+                .filter(|k| k.starts_with("encoder."))
+                .filter(|k| match self.freeze {
+                    Freeze::None => true,
+                    Freeze::Embeddings => *k != "encoder.embedding",
+                    Freeze::Encoder => false,
+                })
+                .cloned(),
+        );
         let settings = TrainSettings {
             epochs: self.epochs,
             batch_size: self.batch_size,
