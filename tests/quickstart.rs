@@ -234,3 +234,29 @@ fn a_diverging_run_fails_clearly_and_caches_nothing() {
     assert_eq!(code, 1);
     assert!(err.contains("no trained model"), "{err}");
 }
+
+#[test]
+fn the_lstm_encoder_learns_and_gains_from_pretrained_embeddings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path().join("ws");
+    let (code, r) = run_json(
+        &w,
+        &[
+            "--set",
+            "scratch.encoder.type=lstm",
+            "--set",
+            "tuned.encoder.type=lstm",
+            "--set",
+            "scratch.epochs=8",
+            "--set",
+            "tuned.epochs=8",
+        ],
+    );
+    assert_eq!(code, 0, "{r}");
+    let (scratch, tuned) = (accuracy(&r, "test_scratch"), accuracy(&r, "test_tuned"));
+    assert!(scratch > 0.65, "LSTM from scratch: {scratch}");
+    assert!(
+        tuned > scratch + 0.05,
+        "LSTM with skip-gram embeddings {tuned} vs scratch {scratch}"
+    );
+}
