@@ -6,12 +6,22 @@ use std::process::Command;
 
 fn python() -> Option<String> {
     let py = std::env::var("WARMSTART_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py).args(["-c", "import safetensors, tokenizers, numpy"]).output().ok()?.status.success();
+    let ok = Command::new(&py)
+        .args(["-c", "import safetensors, tokenizers, numpy"])
+        .output()
+        .ok()?
+        .status
+        .success();
     ok.then_some(py)
 }
 
 fn warmstart(ws: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_warmstart")).arg("--workspace").arg(ws).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_warmstart"))
+        .arg("--workspace")
+        .arg(ws)
+        .args(args)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -54,8 +64,15 @@ assert ids and all(0 <= i < cfg["vocab_size"] for i in ids), ids
 assert tok.token_to_id("[PAD]") == 0 and tok.token_to_id("[MASK]") == 4
 print("ok", emb.shape, len(ids))
 "#;
-    let res = Command::new(py).args(["-c", script, out.to_str().unwrap()]).output().unwrap();
+    let res = Command::new(py)
+        .args(["-c", script, out.to_str().unwrap()])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&res.stdout);
-    assert!(res.status.success() && stdout.starts_with("ok"), "{stdout}\n{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success() && stdout.starts_with("ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     println!("python loaded the export: {stdout}");
 }
