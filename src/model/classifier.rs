@@ -206,12 +206,18 @@ impl Classifier {
         Ok(Classifier { cfg, params })
     }
 
-    /// Pooled encoder features, without gradients.
-    pub fn features(&self, dev: &Dev, ids: &[u32], mask: &[u8], b: usize) -> Result<T2> {
-        self.encode::<NoneTape>(dev, ids, mask, b, self.cfg.shape.max_len, false)
+    /// A parameter entering a graph with tape type `T`: `OwnedTape` records its gradient,
+    /// `NoneTape` (inference, frozen features) does not.
+    fn param<T: Tape<f32, Dev> + Default>(&self, name: &str) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
+        Ok(self.params.get(name)?.retaped::<T>())
     }
 
-    /// The encoder's output for `b` rows; parameters enter on a tape when `taped`.
+    /// Pooled encoder features, without gradients.
+    pub fn features(&self, dev: &Dev, ids: &[u32], mask: &[u8], b: usize) -> Result<T2> {
+        self.encode::<NoneTape>(dev, ids, mask, b, self.cfg.shape.max_len)
+    }
+
+    /// The encoder's output for `b` rows; parameters record gradients when `T` is a real tape.
     fn encode<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
         &self,
         dev: &Dev,
@@ -219,16 +225,8 @@ impl Classifier {
         mask: &[u8],
         b: usize,
         l: usize,
-        taped: bool,
     ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
-        let p = |n: &str| -> Result<Tensor<(usize, usize), f32, Dev, T>> {
-            let t = self.params.get(n)?;
-            Ok(if taped {
-                t.retaped::<T>()
-            } else {
-                t.clone().retaped::<T>()
-            })
-        };
+        let p = |n: &str| self.param::<T>(n);
         Ok(match self.cfg.encoder.kind {
             EncoderType::Lstm => lstm::encode(
                 dev,
@@ -246,19 +244,11 @@ impl Classifier {
     }
 
     /// Logits from pooled features, on a tape (for training the head).
-    fn head<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
+    fn head<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
         &self,
         x: Tensor<(usize, usize), f32, Dev, T>,
-        taped: bool,
     ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
-        let p = |n: &str| -> Result<Tensor<(usize, usize), f32, Dev, T>> {
-            let t = self.params.get(n)?;
-            Ok(if taped {
-                t.retaped::<T>()
-            } else {
-                t.clone().retaped::<T>()
-            })
-        };
+        let p = |n: &str| self.param::<T>(n);
         let b = x.shape().0;
         let x = if self.cfg.hidden > 0 {
             let b1 = p("head.b1")?
@@ -281,7 +271,7 @@ impl Classifier {
             let end = (start + 512).min(data.rows());
             let b = end - start;
             let x = self.features(dev, &data.ids[start * l..end * l], &data.mask[start * l..end * l], b)?;
-            let logits = self.head(x, false)?;
+            let logits = self.head(x)?;
             let probs = logits.softmax::<Axis<1>>().as_vec();
             let c = self.cfg.labels.len();
             out.extend(probs.chunks(c).map(|r| r.to_vec()));
@@ -408,10 +398,10 @@ impl Classifier {
             None => {
                 let ids: Vec<u32> = batch.iter().flat_map(|&i| data.row(i).iter().copied()).collect();
                 let mask: Vec<u8> = batch.iter().flat_map(|&i| data.mask_row(i).iter().copied()).collect();
-                self.encode::<Tp>(dev, &ids, &mask, b, data.len, true)?
+                self.encode::<Tp>(dev, &ids, &mask, b, data.len)?
             }
         };
-        let logits = self.head(x, true)?;
+        let logits = self.head(x)?;
         Ok(cross_entropy_with_logits_loss(logits, target))
     }
 
