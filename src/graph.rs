@@ -184,7 +184,9 @@ fn cycle_errors(spec: &Spec, graph: &DiGraph<usize, ()>) -> Vec<SpecError> {
 fn nodes(study: &Study) -> Vec<(String, String, Vec<String>)> {
     // (node id, label, input node ids)
     let mut seen: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-    let mut out = Vec::new();
+    let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
+    // Nodes used by more than one variant: (stage, kind, how many variants).
+    let mut shared: std::collections::BTreeMap<String, (String, &str, usize)> = std::collections::BTreeMap::new();
     for v in &study.variants {
         let mut id_of: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
         for st in &v.stages {
@@ -203,7 +205,10 @@ fn nodes(study: &Study) -> Vec<(String, String, Vec<String>)> {
                 inputs
             );
             let id = match seen.get(&ident) {
-                Some(id) => id.clone(),
+                Some(id) => {
+                    shared.entry(id.clone()).or_insert((st.name.clone(), st.kind.name, 1)).2 += 1;
+                    id.clone()
+                }
                 None => {
                     let display = Study::display(v, &st.name);
                     // Readable ids: the stage name, numbered when variants make several nodes of it.
@@ -224,6 +229,12 @@ fn nodes(study: &Study) -> Vec<(String, String, Vec<String>)> {
                 }
             };
             id_of.insert(st.name.clone(), id);
+        }
+    }
+    // A node shared by several variants is labelled with the plain stage name.
+    for n in out.iter_mut() {
+        if let Some((stage, kind, count)) = shared.get(&n.0) {
+            n.1 = format!("{stage} ({kind}, shared by {count} variants)");
         }
     }
     out
