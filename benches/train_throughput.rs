@@ -10,8 +10,8 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use warmstart::model::adam::Adam;
-use warmstart::model::bag::Pooling;
 use warmstart::model::classifier::{Classifier, EncoderSpec, EncoderType, ModelConfig};
+use warmstart::model::pool::Pooling;
 use warmstart::model::Dev;
 use warmstart::progress::Reporter;
 use warmstart::seqfile::Padded;
@@ -30,6 +30,7 @@ fn main() {
         encoder: EncoderSpec {
             kind: EncoderType::Bag,
             dim: D,
+            ..EncoderSpec::default()
         },
         vocab_size: V,
         pooling: Pooling::Mean,
@@ -52,9 +53,17 @@ fn main() {
     for (kind, name) in [
         (EncoderType::Bag, "emb+meanpool+linear cls"),
         (EncoderType::Lstm, "seed LSTM(64) cls"),
+        (EncoderType::Cnn, "emb+conv1d(k3)+maxpool cls"),
+        (EncoderType::Transformer, "emb+2L transformer cls"),
     ] {
+        let encoder = EncoderSpec {
+            kind,
+            dim: D,
+            ..EncoderSpec::default()
+        };
         let cfg = ModelConfig {
-            encoder: EncoderSpec { kind, dim: D },
+            pooling: encoder.default_pooling(),
+            encoder,
             ..cfg.clone()
         };
         let mut model = Classifier::new(&dev, cfg, None, 0).unwrap();
@@ -87,6 +96,35 @@ fn main() {
                 .collect()
         })
         .collect();
+    // Masked-LM pretraining of the same transformer: vocabulary logits only at the ~15 %
+    // masked positions, sampled softmax (the batch's targets + 1024 negatives), tied embeddings.
+    let pieces: Vec<Vec<u32>> = (0..B * 10)
+        .map(|_| (0..S).map(|_| rng.gen_range(5..V as u32)).collect())
+        .collect();
+    for (masked, kind, name) in [
+        (true, EncoderType::Transformer, "MLM masked positions, sampled"),
+        (false, EncoderType::Lstm, "LSTM next-token LM, sampled"),
+    ] {
+        let s = warmstart::model::lm::LmSettings {
+            masked,
+            epochs: 1,
+            batch_size: B,
+            max_len: S,
+            lr: 1e-3,
+            candidates: 1024,
+            mask_prob: 0.15,
+            seed: 1,
+            held_out: 0.0,
+        };
+        let spec = EncoderSpec {
+            kind,
+            dim: D,
+            ..EncoderSpec::default()
+        };
+        let reporter = Reporter::hidden();
+        let (_, _, tps) = warmstart::model::lm::train(&dev, &pieces, V, 5, &spec, &s, &reporter.stage("lm")).unwrap();
+        println!("{name:32} {:>7} {:10.0} tokens/s", "", tps);
+    }
     for skipgram in [false, true] {
         let s = warmstart::model::cbow::CbowSettings {
             skipgram,

@@ -40,6 +40,9 @@ pub struct PretrainLog {
     /// Mean negative-sampling loss per token: -log σ(h·u₊) - Σ log σ(-h·u₋).
     pub train_loss: f64,
     pub held_out_loss: f64,
+    /// Language-model objectives: `exp(held_out_loss)` under the full softmax.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_perplexity: Option<f64>,
 }
 
 /// Rows without special tokens, keeping those with context (two or more tokens).
@@ -222,6 +225,7 @@ pub fn train(
             epoch: epoch + 1,
             train_loss: sum / tokens as f64,
             held_out_loss: if hn == 0 { f64::NAN } else { hsum / hn as f64 },
+            held_out_perplexity: None,
         });
         speed.push(tokens as f64 / secs.max(1e-9));
     }

@@ -1,4 +1,4 @@
-//! A text classifier: an encoder (today: `bag`) and a head (logistic regression or a one-layer
+//! A text classifier: an encoder (`encoder.rs`), pooling (`pool.rs`) and a head (logistic regression or a one-layer
 //! MLP), trained with Adam/AdamW, warm-up and linear decay, early stopping on the dev set.
 //!
 //! Parameter names (stable: they are the safetensors keys):
@@ -13,74 +13,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::adam::Adam;
-use super::bag::{self, Pooling};
-use super::lstm;
+pub use super::encoder::{EncoderSpec, EncoderType};
+use super::pool::{pool, Pooling};
 use super::{check_finite, uniform, zeros, Dev, Params, Tp, T2};
 use crate::metrics::Metrics;
 use crate::seqfile::Padded;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum EncoderType {
-    #[default]
-    Bag,
-    Lstm,
-    Cnn,
-    Transformer,
-}
-
-/// Encoder sizes as written in a spec (`encoder: {type: bag, dim: 64}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EncoderSpec {
-    #[serde(rename = "type", default)]
-    pub kind: EncoderType,
-    #[serde(default = "default_dim")]
-    pub dim: usize,
-}
-
-impl Default for EncoderSpec {
-    fn default() -> Self {
-        EncoderSpec {
-            kind: EncoderType::Bag,
-            dim: default_dim(),
-        }
-    }
-}
-
-fn default_dim() -> usize {
-    64
-}
-
-impl EncoderSpec {
-    /// What `validate` says about sizes and types; empty when usable.
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let mut v = Vec::new();
-        if !matches!(self.kind, EncoderType::Bag | EncoderType::Lstm) {
-            v.push((
-                "encoder.type".into(),
-                format!(
-                    "encoder type `{:?}` is not available in this version; available: bag, lstm",
-                    self.kind
-                )
-                .to_lowercase(),
-            ));
-        }
-        if self.kind == EncoderType::Lstm && self.dim > 512 {
-            v.push((
-                "encoder.dim".into(),
-                format!("dim {} is out of range for lstm: expected 2..=512", self.dim),
-            ));
-        }
-        if !(2..=1024).contains(&self.dim) {
-            v.push((
-                "encoder.dim".into(),
-                format!("dim {} is out of range: expected 2..=1024", self.dim),
-            ));
-        }
-        v
-    }
-}
 
 /// Everything needed to rebuild a trained classifier (written as `model.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,12 +33,9 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// Width of the encoder's output: the pooled embedding for `bag`, the final state for `lstm`.
+    /// Width of the pooled encoder output (the head's input).
     pub fn feature_width(&self) -> usize {
-        match self.encoder.kind {
-            EncoderType::Lstm => self.encoder.dim,
-            _ => self.pooling.width(self.encoder.dim),
-        }
+        self.pooling.width(self.encoder.out_dim())
     }
 }
 
@@ -143,42 +77,27 @@ pub struct EpochLog {
 }
 
 impl Classifier {
-    /// A new classifier; `embedding` (vocab × dim) comes from pretraining or is drawn at random.
-    pub fn new(dev: &Dev, cfg: ModelConfig, embedding: Option<T2>, seed: u64) -> Result<Classifier> {
+    /// A new classifier: encoder parameters drawn at random, then replaced by those in
+    /// `pretrained` (all of them after `lm`/`mlm` pretraining, the embedding alone after
+    /// word2vec-style pretraining).
+    pub fn new(dev: &Dev, mut cfg: ModelConfig, pretrained: Option<Params>, seed: u64) -> Result<Classifier> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let d = cfg.encoder.dim;
-        let emb = match embedding {
-            Some(e) => {
-                if e.shape() != &(cfg.vocab_size, d) {
-                    bail!(
-                        "pretrained embedding is {}×{}, but this classifier needs {}×{} (same tokenizer and dim)",
-                        e.shape().0,
-                        e.shape().1,
-                        cfg.vocab_size,
-                        d
-                    );
-                }
-                unit_rows(dev, &e)
+        cfg.encoder = cfg.encoder.resolved();
+        let mut params = cfg.encoder.init(dev, &mut rng, cfg.vocab_size);
+        for (name, t) in pretrained.map(|p| p.tensors).unwrap_or_default() {
+            let Some(mine) = params.tensors.get(&name) else {
+                bail!("the pretrained encoder has a parameter `{name}` that a {} encoder does not have; use the same encoder type as the pretrain stage", cfg.encoder.name());
+            };
+            if mine.shape() != t.shape() {
+                bail!(
+                    "pretrained `{name}` is {}×{}, but this classifier needs {}×{}: use the pretrain stage's tokenizer and encoder sizes",
+                    t.shape().0,
+                    t.shape().1,
+                    mine.shape().0,
+                    mine.shape().1
+                );
             }
-            None => uniform(dev, &mut rng, cfg.vocab_size, d, 0.5 / (d as f32).sqrt()),
-        };
-        let mut params = Params::default();
-        params.tensors.insert("encoder.embedding".into(), emb);
-        if cfg.encoder.kind == EncoderType::Lstm {
-            // PyTorch's initialisation: uniform ±1/√hidden; forget-gate bias 1 (remember by default).
-            let k = 1.0 / (d as f32).sqrt();
-            params
-                .tensors
-                .insert("encoder.lstm.w_ih".into(), uniform(dev, &mut rng, d, 4 * d, k));
-            params
-                .tensors
-                .insert("encoder.lstm.w_hh".into(), uniform(dev, &mut rng, d, 4 * d, k));
-            let bias: Vec<f32> = (0..4 * d)
-                .map(|i| if (d..2 * d).contains(&i) { 1.0 } else { 0.0 })
-                .collect();
-            params
-                .tensors
-                .insert("encoder.lstm.b".into(), dev.tensor_from_vec(bias, (1, 4 * d)));
+            params.tensors.insert(name, t);
         }
         let width = cfg.feature_width();
         let c = cfg.labels.len();
@@ -217,7 +136,7 @@ impl Classifier {
         self.encode::<NoneTape>(dev, ids, mask, b, self.cfg.shape.max_len)
     }
 
-    /// The encoder's output for `b` rows; parameters record gradients when `T` is a real tape.
+    /// The pooled encoder output for `b` rows; parameters record gradients when `T` is a real tape.
     fn encode<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
         &self,
         dev: &Dev,
@@ -227,20 +146,8 @@ impl Classifier {
         l: usize,
     ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
         let p = |n: &str| self.param::<T>(n);
-        Ok(match self.cfg.encoder.kind {
-            EncoderType::Lstm => lstm::encode(
-                dev,
-                p("encoder.embedding")?,
-                p("encoder.lstm.w_ih")?,
-                p("encoder.lstm.w_hh")?,
-                p("encoder.lstm.b")?,
-                ids,
-                mask,
-                b,
-                l,
-            ),
-            _ => bag::encode(dev, p("encoder.embedding")?, ids, mask, b, l, self.cfg.pooling),
-        })
+        let x = self.cfg.encoder.states(dev, &p, ids, mask, b, l, false)?;
+        Ok(pool(dev, x, mask, b, l, self.cfg.pooling))
     }
 
     /// Logits from pooled features, on a tape (for training the head).
@@ -415,7 +322,7 @@ impl Classifier {
 /// Rescales pretrained embeddings so that the mean row norm is 1: pretraining objectives leave
 /// vectors at arbitrary scales, and a head trained with a fixed learning rate needs features of
 /// a known scale. Directions (what transfers) are unchanged.
-fn unit_rows(dev: &Dev, e: &T2) -> T2 {
+pub fn unit_rows(dev: &Dev, e: &T2) -> T2 {
     let (v, d) = *e.shape();
     let mut w = e.as_vec();
     let norms: Vec<f32> = w
@@ -438,7 +345,12 @@ mod tests {
     fn tiny(pooling: Pooling, hidden: usize, kind: EncoderType) -> (Dev, Classifier, Padded) {
         let dev = Dev::default();
         let cfg = ModelConfig {
-            encoder: EncoderSpec { kind, dim: 4 },
+            encoder: EncoderSpec {
+                kind,
+                dim: 4,
+                heads: (kind == EncoderType::Transformer).then_some(2),
+                ..EncoderSpec::default()
+            },
             vocab_size: 7,
             pooling,
             hidden,
@@ -469,10 +381,15 @@ mod tests {
             (Pooling::Max, 5, EncoderType::Bag),
             (Pooling::Concat, 0, EncoderType::Bag),
             (Pooling::Mean, 0, EncoderType::Lstm),
-            (Pooling::Mean, 3, EncoderType::Lstm),
+            (Pooling::Last, 3, EncoderType::Lstm),
+            (Pooling::First, 0, EncoderType::Lstm),
+            (Pooling::Max, 0, EncoderType::Cnn),
+            (Pooling::Mean, 0, EncoderType::Transformer),
+            (Pooling::Concat, 0, EncoderType::Transformer),
         ];
         for (pooling, hidden, kind) in cases {
             let (dev, mut model, data) = tiny(pooling, hidden, kind);
+            let kind = model.cfg.encoder.name();
             let batch = [0usize, 1, 2];
             let grads = model.batch_loss(&dev, &data, &batch, None).unwrap().backward();
             let names: Vec<String> = model.params.tensors.keys().cloned().collect();

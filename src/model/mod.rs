@@ -16,7 +16,12 @@ pub mod adam;
 pub mod bag;
 pub mod cbow;
 pub mod classifier;
+pub mod encoder;
+pub mod lm;
 pub mod lstm;
+pub mod ops;
+pub mod pool;
+pub mod transformer;
 
 use std::collections::BTreeMap;
 use std::path::Path;

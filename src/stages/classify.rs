@@ -168,13 +168,14 @@ pub fn check_labels_seen(train: &Padded, other: &Padded, other_name: &str, label
 pub fn config_from(
     meta: &PadMeta,
     encoder: crate::model::classifier::EncoderSpec,
-    pooling: crate::model::bag::Pooling,
+    pooling: Option<crate::model::pool::Pooling>,
     hidden: usize,
 ) -> ModelConfig {
+    let encoder = encoder.resolved();
     ModelConfig {
+        pooling: pooling.unwrap_or(encoder.default_pooling()),
         encoder,
         vocab_size: meta.tok.vocab_size,
-        pooling,
         hidden,
         labels: meta.tok.labels.clone(),
         shape: crate::stages::pad::Shape {

@@ -1,6 +1,6 @@
 //! `feature-extract`: the frozen-encoder recipe. The pretrained encoder runs once over the
 //! training rows (no gradient tape) and a head — logistic regression or a small MLP — is
-//! trained on the pooled features (`mean`, `max`, or `concat` = ULMFiT's [mean; max]).
+//! trained on the pooled features (`mean`, `max`, `first`, `last`, or `concat` = ULMFiT's [last; max; mean]).
 //! Writes the same model artefact as `finetune`, so `evaluate` and `predict` treat both alike.
 
 use anyhow::Result;
@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use super::classify::{self, config_from, save_model};
 use super::finetune::check_training;
 use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
-use crate::model::bag::Pooling;
 use crate::model::classifier::{Classifier, TrainSettings};
-use crate::model::{Dev, Params};
+use crate::model::pool::Pooling;
+use crate::model::Dev;
 
 pub const KIND: Kind = Kind {
     name: "feature-extract",
-    version: 1,
+    version: 2,
     summary: "frozen pretrained encoder + a trained head on pooled features",
     parse: super::parse_as::<FeatureExtract>,
 };
@@ -37,8 +37,10 @@ pub struct FeatureExtract {
     pub train: String,
     #[serde(default)]
     pub dev: Option<String>,
-    #[serde(default)]
-    pub pooling: Pooling,
+    /// How states become one vector per row [the encoder's default: mean for bag and
+    /// transformer, last for lstm, max for cnn].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooling: Option<Pooling>,
     #[serde(default)]
     pub head: Head,
     #[serde(default = "d_hidden")]
@@ -117,13 +119,10 @@ impl Stage for FeatureExtract {
             ctx.seed,
         )?;
         let dir = ctx.artefact(&self.encoder)?;
-        let pre: super::pretrain::PretrainConfig = serde_json::from_slice(&std::fs::read(dir.join("encoder.json"))?)?;
-        let emb = Params::load(&dev, &dir.join("encoder.safetensors"))?
-            .get("encoder.embedding")?
-            .clone();
+        let (pre, params) = super::pretrain::load_encoder(&dev, dir)?;
         let hidden = if self.head == Head::Mlp { self.hidden } else { 0 };
         let cfg = config_from(&meta, pre.encoder, self.pooling, hidden);
-        let mut model = Classifier::new(&dev, cfg, Some(emb), ctx.seed)?;
+        let mut model = Classifier::new(&dev, cfg, Some(params), ctx.seed)?;
         let trainable: Vec<String> = model
             .params
             .tensors
@@ -151,7 +150,7 @@ impl Stage for FeatureExtract {
                 train.rows(),
                 history.len(),
                 self.head,
-                self.pooling
+                model.cfg.pooling
             )
             .to_lowercase(),
             metrics: None,

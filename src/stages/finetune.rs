@@ -6,18 +6,18 @@
 //! rate (ULMFiT's discriminative rates). `train_size: N` trains on a deterministic stratified
 //! subset of N rows: the label budget. Early stopping keeps the best dev-accuracy epoch.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::classify::{self, config_from, save_model};
 use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
-use crate::model::bag::Pooling;
 use crate::model::classifier::{Classifier, EncoderSpec, TrainSettings};
-use crate::model::{Dev, Params};
+use crate::model::pool::Pooling;
+use crate::model::Dev;
 
 pub const KIND: Kind = Kind {
     name: "finetune",
-    version: 1,
+    version: 2,
     summary: "train a classifier (encoder + head), from a pretrained encoder or from scratch",
     parse: super::parse_as::<Finetune>,
 };
@@ -54,8 +54,10 @@ pub struct Finetune {
     pub encoder: EncoderSpec,
     #[serde(default)]
     pub freeze: Freeze,
-    #[serde(default)]
-    pub pooling: Pooling,
+    /// How states become one vector per row [the encoder's default: mean for bag and
+    /// transformer, last for lstm, max for cnn].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooling: Option<Pooling>,
     /// Hidden width of an MLP head; 0 = a linear (logistic-regression) head.
     #[serde(default)]
     pub hidden: usize,
@@ -192,26 +194,15 @@ impl Stage for Finetune {
             self.train_size,
             ctx.seed,
         )?;
-        let embedding = if self.init == "random" {
+        let pretrained = if self.init == "random" {
             None
         } else {
-            let dir = ctx.artefact(&self.init)?;
-            let pre: super::pretrain::PretrainConfig =
-                serde_json::from_slice(&std::fs::read(dir.join("encoder.json"))?)?;
-            // Pretraining gives token embeddings; any encoder of the same width can start from them.
-            if pre.encoder.dim != self.encoder.dim {
-                bail!(
-                    "encoder {:?} does not match the pretrained embeddings {:?} of stage `{}`; set `encoder.dim` to the same dim",
-                    self.encoder,
-                    pre.encoder,
-                    self.init
-                );
-            }
-            let p = Params::load(&dev, &dir.join("encoder.safetensors"))?;
-            Some(p.get("encoder.embedding")?.clone())
+            let (pre, params) = super::pretrain::load_encoder(&dev, ctx.artefact(&self.init)?)?;
+            pre.check_fits(&self.encoder, &self.init)?;
+            Some(params)
         };
         let cfg = config_from(&meta, self.encoder.clone(), self.pooling, self.hidden);
-        let mut model = Classifier::new(&dev, cfg, embedding, ctx.seed)?;
+        let mut model = Classifier::new(&dev, cfg, pretrained, ctx.seed)?;
         let mut trainable: Vec<String> = model
             .params
             .tensors

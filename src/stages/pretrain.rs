@@ -1,11 +1,18 @@
 //! `pretrain`: learns an encoder from unlabelled text.
 //!
-//! Objective `cbow` (word2vec-style, negative sampling) pretrains the `bag` encoder's token
-//! embeddings; it is cheap enough to run on a laptop CPU in seconds and transfers well to small
-//! labelled sets (see BENCHMARKS.md). The held-out loss is the negative-sampling loss on the
-//! last `held_out` share of rows.
+//! | objective           | learns                         | encoders           | cost        |
+//! |---------------------|--------------------------------|--------------------|-------------|
+//! | `cbow`, `skipgram`  | token embeddings (word2vec)    | any (embedding)    | seconds     |
+//! | `lm` (next token)   | the whole encoder (ULMFiT)     | lstm, transformer* | minutes     |
+//! | `mlm` (masked)      | the whole encoder (BERT)       | transformer        | minutes     |
 //!
-//! Artefact: `encoder.safetensors` (`encoder.embedding`), `encoder.json`
+//! (*) with causal attention while pretraining. word2vec objectives are cheap enough for a
+//! laptop CPU and transfer well to small labelled sets (BENCHMARKS.md); the language-model
+//! objectives train every encoder weight (`model/lm.rs` explains how their softmax is kept cheap).
+//! The held-out loss is measured on the last `held_out` share of rows; for `lm`/`mlm` it is the
+//! full-softmax cross-entropy, reported with its perplexity.
+//!
+//! Artefact: `encoder.safetensors` (`encoder.*` parameters), `encoder.json`
 //! ([`PretrainConfig`]: encoder sizes, vocabulary size, objective, per-epoch losses).
 
 use anyhow::{bail, Result};
@@ -15,13 +22,14 @@ use super::pad::read_pad_meta;
 use super::tokenize::read_meta;
 use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::model::cbow::{self, CbowSettings, PretrainLog};
-use crate::model::classifier::EncoderSpec;
+use crate::model::encoder::{EncoderSpec, EncoderType};
+use crate::model::lm::{self, LmSettings};
 use crate::seqfile::{read_padded, read_ragged};
 
 pub const KIND: Kind = Kind {
     name: "pretrain",
-    version: 2,
-    summary: "pretrain an encoder on unlabelled text (cbow)",
+    version: 3,
+    summary: "pretrain an encoder on unlabelled text (cbow, skipgram, lm, mlm)",
     parse: super::parse_as::<Pretrain>,
 };
 
@@ -48,9 +56,23 @@ pub struct Pretrain {
     pub encoder: EncoderSpec,
     #[serde(default = "d_epochs")]
     pub epochs: usize,
-    #[serde(default = "d_lr")]
-    pub lr: f64,
-    /// Tokens on each side that form the context.
+    /// Learning rate [word2vec: 0.05, decaying linearly; lm/mlm: Adam's, 0.002, with warm-up
+    /// and linear decay].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// lm/mlm: rows per batch [32].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// lm/mlm: text is cut into pieces of at most this many tokens [64].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<usize>,
+    /// lm/mlm: sampled-softmax negatives per batch, 0 = full softmax [1024].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<usize>,
+    /// mlm: share of tokens masked and predicted [0.15].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_prob: Option<f64>,
+    /// Tokens on each side that form the context (word2vec).
     #[serde(default = "d_window")]
     pub window: usize,
     #[serde(default = "d_neg")]
@@ -65,9 +87,6 @@ pub struct Pretrain {
 
 fn d_epochs() -> usize {
     5
-}
-fn d_lr() -> f64 {
-    0.05
 }
 fn d_window() -> usize {
     4
@@ -85,6 +104,46 @@ pub struct PretrainConfig {
     pub vocab_size: usize,
     pub objective: Objective,
     pub history: Vec<PretrainLog>,
+}
+
+impl PretrainConfig {
+    /// Whether a classifier with `encoder` can start from this pretrained encoder.
+    pub fn check_fits(&self, encoder: &EncoderSpec, stage: &str) -> Result<()> {
+        let word2vec = matches!(self.objective, Objective::Cbow | Objective::Skipgram);
+        if word2vec && self.encoder.dim != encoder.dim {
+            bail!(
+                "encoder dim {} does not match the pretrained embeddings (dim {}) of stage `{stage}`; set `encoder.dim: {}`",
+                encoder.dim,
+                self.encoder.dim,
+                self.encoder.dim
+            );
+        }
+        if !word2vec && self.encoder.resolved() != encoder.resolved() {
+            bail!(
+                "encoder {} does not match the encoder {} pretrained by stage `{stage}`; use the same `encoder:` block",
+                serde_json::to_string(&encoder.resolved()).unwrap_or_default(),
+                serde_json::to_string(&self.encoder.resolved()).unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A pretrain stage's encoder parameters. word2vec embeddings are rescaled to a mean row norm
+/// of 1 (their scale is arbitrary; heads trained at a fixed rate need a known one); encoders
+/// trained end to end are used as they are.
+pub fn load_encoder(dev: &crate::model::Dev, dir: &std::path::Path) -> Result<(PretrainConfig, crate::model::Params)> {
+    let p = dir.join("encoder.json");
+    let cfg: PretrainConfig = serde_json::from_slice(&std::fs::read(&p)?)
+        .map_err(|e| anyhow::anyhow!("{}: not a pretrain config: {e}", p.display()))?;
+    let mut params = crate::model::Params::load(dev, &dir.join("encoder.safetensors"))?;
+    if matches!(cfg.objective, Objective::Cbow | Objective::Skipgram) {
+        let e = params.get("encoder.embedding")?.clone();
+        params
+            .tensors
+            .insert("encoder.embedding".into(), crate::model::classifier::unit_rows(dev, &e));
+    }
+    Ok((cfg, params))
 }
 
 impl Stage for Pretrain {
@@ -106,14 +165,49 @@ impl Stage for Pretrain {
 
     fn check(&self) -> Vec<(String, String)> {
         let mut v = self.encoder.problems();
-        if matches!(self.objective, Objective::Mlm | Objective::Lm) {
-            v.push((
+        let lm = matches!(self.objective, Objective::Mlm | Objective::Lm);
+        match (self.objective, self.encoder.kind) {
+            (Objective::Lm, EncoderType::Lstm | EncoderType::Transformer) => {}
+            (Objective::Mlm, EncoderType::Transformer) => {}
+            (Objective::Lm, _) => v.push((
                 "objective".into(),
-                format!(
-                    "objective `{:?}` is not available in this version; available: cbow, skipgram",
-                    self.objective
-                )
-                .to_lowercase(),
+                format!("objective `lm` needs an lstm or transformer encoder, not {} (it must not see the token it predicts); use cbow/skipgram for bag and cnn", self.encoder.name()),
+            )),
+            (Objective::Mlm, _) => v.push((
+                "objective".into(),
+                format!("objective `mlm` needs a transformer encoder, not {}; use `lm` for lstm, cbow/skipgram for bag and cnn", self.encoder.name()),
+            )),
+            _ => {}
+        }
+        for (f, set) in [
+            ("batch_size", self.batch_size.is_some()),
+            ("max_len", self.max_len.is_some()),
+            ("candidates", self.candidates.is_some()),
+            ("mask_prob", self.mask_prob.is_some()),
+        ] {
+            if set && !lm {
+                v.push((f.into(), format!("`{f}` applies to the lm and mlm objectives only")));
+            }
+        }
+        if self.mask_prob.is_some() && self.objective != Objective::Mlm {
+            v.push((
+                "mask_prob".into(),
+                "`mask_prob` applies to the mlm objective only".into(),
+            ));
+        }
+        for (f, x, lo, hi) in [
+            ("batch_size", self.batch_size, 1, 65536),
+            ("max_len", self.max_len, 2, 8192),
+            ("candidates", self.candidates, 0, 1_000_000),
+        ] {
+            if let Some(x) = x.filter(|x| !(lo..=hi).contains(x)) {
+                v.push((f.into(), format!("{f} {x} is out of range: expected {lo}..={hi}")));
+            }
+        }
+        if let Some(p) = self.mask_prob.filter(|p| !(*p > 0.0 && *p < 1.0)) {
+            v.push((
+                "mask_prob".into(),
+                format!("mask_prob {p} is out of range: expected (0, 1)"),
             ));
         }
         if self.data.is_empty() {
@@ -128,7 +222,7 @@ impl Stage for Pretrain {
                 v.push((f.into(), format!("{f} is out of range: expected {want}")));
             }
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
+        if self.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) {
             v.push(("lr".into(), "lr must be a positive number".into()));
         }
         if !(0.0..0.5).contains(&self.held_out) {
@@ -168,16 +262,6 @@ impl Stage for Pretrain {
         }
         let seed = self.seed.unwrap_or(ctx.seed);
         let dev = crate::model::Dev::seed_from_u64(seed);
-        let settings = CbowSettings {
-            skipgram: self.objective == Objective::Skipgram,
-            dim: self.encoder.dim,
-            window: self.window,
-            negatives: self.negatives,
-            epochs: self.epochs,
-            lr: self.lr as f32,
-            seed,
-            held_out: self.held_out,
-        };
         let specials = crate::stages::tokenize::SPECIALS.len();
         if !data
             .iter()
@@ -190,20 +274,66 @@ impl Stage for Pretrain {
                 self.from
             );
         }
-        let (params, history, tokens_per_second) =
-            cbow::train(&dev, &data, tok.vocab_size, specials, &settings, ctx.progress)?;
+        let (params, history, tokens_per_second) = if matches!(self.objective, Objective::Lm | Objective::Mlm) {
+            let settings = LmSettings {
+                masked: self.objective == Objective::Mlm,
+                epochs: self.epochs,
+                batch_size: self.batch_size.unwrap_or(32),
+                max_len: self.max_len.unwrap_or(64),
+                lr: self.lr.unwrap_or(2e-3) as f32,
+                candidates: self.candidates.unwrap_or(1024),
+                mask_prob: self.mask_prob.unwrap_or(0.15),
+                seed,
+                held_out: self.held_out,
+            };
+            let rows: Vec<Vec<u32>> = data
+                .iter()
+                .map(|r| r.iter().copied().filter(|&t| t as usize >= specials).collect())
+                .collect();
+            lm::train(
+                &dev,
+                &rows,
+                tok.vocab_size,
+                specials as u32,
+                &self.encoder,
+                &settings,
+                ctx.progress,
+            )?
+        } else {
+            let settings = CbowSettings {
+                skipgram: self.objective == Objective::Skipgram,
+                dim: self.encoder.dim,
+                window: self.window,
+                negatives: self.negatives,
+                epochs: self.epochs,
+                lr: self.lr.unwrap_or(0.05) as f32,
+                seed,
+                held_out: self.held_out,
+            };
+            cbow::train(&dev, &data, tok.vocab_size, specials, &settings, ctx.progress)?
+        };
         params.save(&ctx.out.join("encoder.safetensors"))?;
         let last = history.last().map(|h| h.held_out_loss).unwrap_or(f64::NAN);
+        let ppl = history.last().and_then(|h| h.held_out_perplexity);
         let cfg = PretrainConfig {
-            encoder: self.encoder.clone(),
+            encoder: self.encoder.resolved(),
             vocab_size: tok.vocab_size,
             objective: self.objective,
             history,
         };
         std::fs::write(ctx.out.join("encoder.json"), serde_json::to_vec_pretty(&cfg)?)?;
         Ok(Outcome {
-            summary: format!("{} rows, {} epochs, held-out loss {last:.3}", data.len(), self.epochs),
-            metrics: Some(serde_json::json!({"held_out_loss": last, "tokens_per_second": tokens_per_second})),
+            summary: format!(
+                "{} rows, {} epochs, held-out loss {last:.3}{}",
+                data.len(),
+                self.epochs,
+                ppl.map(|p| format!(", perplexity {p:.1}")).unwrap_or_default()
+            ),
+            metrics: Some(serde_json::json!({
+                "held_out_loss": last,
+                "held_out_perplexity": ppl,
+                "tokens_per_second": tokens_per_second
+            })),
         })
     }
 }

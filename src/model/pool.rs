@@ -1,0 +1,146 @@
+//! Pooling: per-position encoder states `(b·l) × d` → one vector per row, under the
+//! attention mask (padding never contributes).
+
+use dfdx::prelude::*;
+
+use super::Dev;
+
+/// How token states become one vector per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// Mean over real positions (bag and transformer default).
+    Mean,
+    /// Max over real positions (cnn default: max-pooling over time).
+    Max,
+    /// The first real position (`[CLS]` when the pad stage adds it).
+    First,
+    /// The last real position (lstm default: the final state).
+    Last,
+    /// ULMFiT's concat pooling `[last; max; mean]`, 3 × dim wide.
+    Concat,
+}
+
+impl Pooling {
+    pub fn width(self, dim: usize) -> usize {
+        match self {
+            Pooling::Concat => 3 * dim,
+            _ => dim,
+        }
+    }
+}
+
+/// Pools `b` rows of `l` states (row `r·l+t`) under `mask`. Rows with no real token pool
+/// position 0.
+pub fn pool<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
+    dev: &Dev,
+    x: Tensor<(usize, usize), f32, Dev, T>,
+    mask: &[u8],
+    b: usize,
+    l: usize,
+    pooling: Pooling,
+) -> Tensor<(usize, usize), f32, Dev, T> {
+    let d = x.shape().1;
+    match pooling {
+        Pooling::Mean => mean_pool(dev, x, mask, b, l, d),
+        Pooling::Max => max_pool(dev, x, mask, b, l, d),
+        Pooling::First | Pooling::Last => pick(dev, x, mask, b, l, pooling == Pooling::First),
+        Pooling::Concat => {
+            let (x0, tape) = x.split_tape();
+            let last = pick(dev, x0.clone().put_tape(tape), mask, b, l, false);
+            let (last, tape) = last.split_tape();
+            let max = max_pool(dev, x0.clone().put_tape(tape), mask, b, l, d);
+            let (max, tape) = max.split_tape();
+            let mean = mean_pool(dev, x0.put_tape(tape), mask, b, l, d);
+            let (mean, tape) = mean.split_tape();
+            // Concatenate along features with selector matmuls, which keeps every part on one
+            // tape: [last | max | mean] = last·S0 + max·S1 + mean·S2.
+            let sel = |part: usize| {
+                let mut v = vec![0.0f32; d * 3 * d];
+                for i in 0..d {
+                    v[i * 3 * d + part * d + i] = 1.0;
+                }
+                dev.tensor_from_vec(v, (d, 3 * d))
+            };
+            let a = last.put_tape(tape).matmul(sel(0));
+            let (a, tape) = a.split_tape();
+            let m = max.put_tape(tape).matmul(sel(1));
+            let (m, tape) = m.split_tape();
+            let a = a.put_tape(tape) + m;
+            a + mean.retaped::<T>().matmul(sel(2))
+        }
+    }
+}
+
+/// The state at each row's first (or last) real position.
+fn pick<T: Tape<f32, Dev> + Merge<NoneTape>>(
+    dev: &Dev,
+    x: Tensor<(usize, usize), f32, Dev, T>,
+    mask: &[u8],
+    b: usize,
+    l: usize,
+    first: bool,
+) -> Tensor<(usize, usize), f32, Dev, T> {
+    let idx: Vec<usize> = (0..b)
+        .map(|r| {
+            let m = &mask[r * l..(r + 1) * l];
+            let t = if first {
+                m.iter().position(|&v| v != 0)
+            } else {
+                m.iter().rposition(|&v| v != 0)
+            };
+            r * l + t.unwrap_or(0)
+        })
+        .collect();
+    let idx: Tensor<(usize,), usize, Dev> = dev.tensor_from_vec(idx, (b,));
+    x.gather(idx)
+}
+
+fn mean_pool<T: Tape<f32, Dev> + Merge<NoneTape>>(
+    dev: &Dev,
+    x: Tensor<(usize, usize), f32, Dev, T>,
+    mask: &[u8],
+    b: usize,
+    l: usize,
+    d: usize,
+) -> Tensor<(usize, usize), f32, Dev, T> {
+    let mut w = vec![0.0f32; b * l];
+    for r in 0..b {
+        let m = &mask[r * l..(r + 1) * l];
+        let n = m.iter().filter(|&&v| v != 0).count().max(1) as f32;
+        for (j, &v) in m.iter().enumerate() {
+            if v != 0 {
+                w[r * l + j] = 1.0 / n;
+            }
+        }
+    }
+    let wt: Tensor<(usize, usize, usize), f32, Dev> =
+        dev.tensor_from_vec(w, (b, l)).broadcast_like::<_, Axis<2>>(&(b, l, d));
+    (x.reshape_like(&(b, l, d)) * wt).sum::<(usize, usize), Axis<1>>()
+}
+
+fn max_pool<T: Tape<f32, Dev> + Merge<NoneTape>>(
+    dev: &Dev,
+    x: Tensor<(usize, usize), f32, Dev, T>,
+    mask: &[u8],
+    b: usize,
+    l: usize,
+    d: usize,
+) -> Tensor<(usize, usize), f32, Dev, T> {
+    // Padding positions get -1e4 so they never win; an all-padding row then pools to -1e4,
+    // which we avoid by letting its first position count.
+    let mut add = vec![0.0f32; b * l];
+    for r in 0..b {
+        let m = &mask[r * l..(r + 1) * l];
+        let any = m.iter().any(|&v| v != 0);
+        for (j, &v) in m.iter().enumerate() {
+            if v == 0 && (any || j > 0) {
+                add[r * l + j] = -1e4;
+            }
+        }
+    }
+    let at: Tensor<(usize, usize, usize), f32, Dev> = dev
+        .tensor_from_vec(add, (b, l))
+        .broadcast_like::<_, Axis<2>>(&(b, l, d));
+    (x.reshape_like(&(b, l, d)) + at).max::<(usize, usize), Axis<1>>()
+}

@@ -1,0 +1,118 @@
+//! The `transformer` encoder: a small BERT-style stack. Token + learned position embeddings
+//! and a layer norm, then `layers` × (multi-head self-attention, feed-forward with GELU), each
+//! with a residual connection and layer norm — after it (`norm: post`, BERT) or before it
+//! (`norm: pre`, with a final norm on top). Attention never looks at padding keys (the fused
+//! [`ops::attention`] masks them), so a row's states do not depend on how much padding it has.
+//! No dropout: the label budgets here are small and runs must be reproducible bit for bit.
+
+use anyhow::Result;
+use dfdx::prelude::*;
+use rand_chacha::ChaCha8Rng;
+
+use super::encoder::{EncoderSpec, Norm};
+use super::{ops, uniform, zeros, Dev, T2};
+
+fn ones(dev: &Dev, n: usize) -> T2 {
+    dev.tensor_from_vec(vec![1.0; n], (1, n))
+}
+
+/// Adds this encoder's parameters (names without the `encoder.` prefix).
+pub fn init(s: &EncoderSpec, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMut(&str, T2)) {
+    let d = s.dim;
+    let ff = s.ff.unwrap_or(2 * d);
+    let xavier = |rng: &mut ChaCha8Rng, i: usize, o: usize| uniform(dev, rng, i, o, (6.0 / (i + o) as f32).sqrt());
+    put("pos", uniform(dev, rng, s.positions.unwrap_or(512), d, 0.05));
+    put("emb_ln.g", ones(dev, d));
+    put("emb_ln.b", zeros(dev, 1, d));
+    for i in 0..s.layers.unwrap_or(2) {
+        let n = |x: &str| format!("layer{i}.{x}");
+        put(&n("qkv.w"), xavier(rng, d, 3 * d));
+        put(&n("qkv.b"), zeros(dev, 1, 3 * d));
+        put(&n("out.w"), xavier(rng, d, d));
+        put(&n("out.b"), zeros(dev, 1, d));
+        put(&n("ln1.g"), ones(dev, d));
+        put(&n("ln1.b"), zeros(dev, 1, d));
+        put(&n("ff1.w"), xavier(rng, d, ff));
+        put(&n("ff1.b"), zeros(dev, 1, ff));
+        put(&n("ff2.w"), xavier(rng, ff, d));
+        put(&n("ff2.b"), zeros(dev, 1, d));
+        put(&n("ln2.g"), ones(dev, d));
+        put(&n("ln2.b"), zeros(dev, 1, d));
+    }
+    if s.norm == Some(Norm::Pre) {
+        put("final_ln.g", ones(dev, d));
+        put("final_ln.b", zeros(dev, 1, d));
+    }
+}
+
+type P<'a, T> = &'a dyn Fn(&str) -> Result<Tensor<(usize, usize), f32, Dev, T>>;
+
+/// `x + f(x)`, where `x` feeds both `f` and the residual path (both uses reach its gradient).
+fn residual<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
+    x: Tensor<(usize, usize), f32, Dev, T>,
+    f: impl FnOnce(Tensor<(usize, usize), f32, Dev, T>) -> Result<Tensor<(usize, usize), f32, Dev, T>>,
+) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
+    let (x0, tape) = x.split_tape();
+    let y = f(x0.clone().put_tape(tape))?;
+    Ok(y + x0)
+}
+
+fn norm<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
+    dev: &Dev,
+    p: P<T>,
+    x: Tensor<(usize, usize), f32, Dev, T>,
+    name: &str,
+) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
+    Ok(ops::layer_norm(
+        dev,
+        x,
+        p(&format!("{name}.g"))?,
+        p(&format!("{name}.b"))?,
+    ))
+}
+
+/// Last-layer states `(b·l) × dim`.
+#[allow(clippy::too_many_arguments)]
+pub fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
+    s: &EncoderSpec,
+    dev: &Dev,
+    p: P<T>,
+    ids: &[u32],
+    mask: &[u8],
+    b: usize,
+    l: usize,
+    causal: bool,
+) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
+    let heads = s.heads.unwrap_or(4);
+    let pre = s.norm == Some(Norm::Pre);
+    let idx: Tensor<(usize,), usize, Dev> = dev.tensor_from_vec(ids.iter().map(|&i| i as usize).collect(), (b * l,));
+    let pos: Tensor<(usize,), usize, Dev> = dev.tensor_from_vec((0..b * l).map(|i| i % l).collect(), (b * l,));
+    let x = p("encoder.embedding")?.gather(idx) + p("encoder.pos")?.gather(pos);
+    let mut x = norm(dev, p, x, "encoder.emb_ln")?;
+    for i in 0..s.layers.unwrap_or(2) {
+        let n = |x: &str| format!("encoder.layer{i}.{x}");
+        let attn = |x: Tensor<(usize, usize), f32, Dev, T>| -> Result<_> {
+            let x = if pre { norm(dev, p, x, &n("ln1"))? } else { x };
+            let qkv = ops::linear(dev, x, p(&n("qkv.w"))?, p(&n("qkv.b"))?);
+            let a = ops::attention(dev, qkv, heads, mask, b, l, causal);
+            Ok(ops::linear(dev, a, p(&n("out.w"))?, p(&n("out.b"))?))
+        };
+        let ffn = |x: Tensor<(usize, usize), f32, Dev, T>| -> Result<_> {
+            let x = if pre { norm(dev, p, x, &n("ln2"))? } else { x };
+            let h = ops::gelu(dev, ops::linear(dev, x, p(&n("ff1.w"))?, p(&n("ff1.b"))?));
+            Ok(ops::linear(dev, h, p(&n("ff2.w"))?, p(&n("ff2.b"))?))
+        };
+        x = residual(x, attn)?;
+        if !pre {
+            x = norm(dev, p, x, &n("ln1"))?;
+        }
+        x = residual(x, ffn)?;
+        if !pre {
+            x = norm(dev, p, x, &n("ln2"))?;
+        }
+    }
+    if pre {
+        x = norm(dev, p, x, "encoder.final_ln")?;
+    }
+    Ok(x)
+}
