@@ -23,6 +23,11 @@ const B: usize = 32;
 const S: usize = 64;
 const STEPS: usize = 30;
 
+/// `WS_BENCH=LSTM` runs only the benchmarks whose name contains that text.
+fn wanted(name: &str) -> bool {
+    std::env::var("WS_BENCH").map_or(true, |f| name.contains(&f))
+}
+
 fn main() {
     let dev = Dev::default();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -56,6 +61,9 @@ fn main() {
         (EncoderType::Cnn, "emb+conv1d(k3)+maxpool cls"),
         (EncoderType::Transformer, "emb+2L transformer cls"),
     ] {
+        if !wanted(name) {
+            continue;
+        }
         let encoder = EncoderSpec {
             kind,
             dim: D,
@@ -105,6 +113,9 @@ fn main() {
         (true, EncoderType::Transformer, "MLM masked positions, sampled"),
         (false, EncoderType::Lstm, "LSTM next-token LM, sampled"),
     ] {
+        if !wanted(name) {
+            continue;
+        }
         let s = warmstart::model::lm::LmSettings {
             masked,
             epochs: 1,
@@ -126,6 +137,9 @@ fn main() {
         println!("{name:32} {:>7} {:10.0} tokens/s", "", tps);
     }
     for skipgram in [false, true] {
+        if !wanted("word2vec") {
+            continue;
+        }
         let s = warmstart::model::cbow::CbowSettings {
             skipgram,
             dim: D,

@@ -60,8 +60,45 @@ pub struct TrainSettings {
     pub seed: u64,
     /// Which parameters learn.
     pub trainable: Vec<String>,
-    /// Per-parameter learning-rate multiplier (discriminative rates).
+    /// Learning-rate multiplier for every encoder parameter.
     pub encoder_lr_scale: f32,
+    /// Encoder parameter groups, bottom (embeddings) to top ([`EncoderSpec::layer_groups`]).
+    pub groups: Vec<Vec<String>>,
+    /// ULMFiT's gradual unfreezing: the first epoch trains only the head, and each later epoch
+    /// releases the next encoder group from the top.
+    pub gradual_unfreeze: bool,
+    /// Discriminative rates: each group learns this many times slower than the one above it
+    /// (ULMFiT uses 2.6); 1 = one rate for the whole encoder.
+    pub layer_lr_decay: f32,
+}
+
+impl TrainSettings {
+    /// What learns in `epoch` (0-based).
+    fn trainable_in(&self, epoch: usize) -> Vec<String> {
+        if !self.gradual_unfreeze {
+            return self.trainable.clone();
+        }
+        let released: Vec<&String> = self.groups.iter().rev().take(epoch).flatten().collect();
+        self.trainable
+            .iter()
+            .filter(|n| !n.starts_with("encoder.") || released.contains(n))
+            .cloned()
+            .collect()
+    }
+
+    /// Learning-rate factor of a parameter.
+    fn lr_scale(&self, name: &str) -> f32 {
+        if !name.starts_with("encoder.") {
+            return 1.0;
+        }
+        let depth = self
+            .groups
+            .iter()
+            .rev()
+            .position(|g| g.iter().any(|n| n == name))
+            .unwrap_or(0);
+        self.encoder_lr_scale / self.layer_lr_decay.powi(depth as i32)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +257,7 @@ impl Classifier {
         let mut step = 0usize;
         progress.set_length(s.epochs as u64);
         for epoch in 0..s.epochs {
+            let trainable = s.trainable_in(epoch);
             order.shuffle(&mut rng);
             let mut loss_sum = 0.0f64;
             for batch in order.chunks(s.batch_size) {
@@ -238,13 +276,7 @@ impl Classifier {
                 } else {
                     1.0
                 };
-                opt.step(&mut self.params, &mut grads, &s.trainable, sched, |name| {
-                    if name.starts_with("encoder.") {
-                        s.encoder_lr_scale
-                    } else {
-                        1.0
-                    }
-                })?;
+                opt.step(&mut self.params, &mut grads, &trainable, sched, |name| s.lr_scale(name))?;
             }
             let mut log = EpochLog {
                 epoch: epoch + 1,

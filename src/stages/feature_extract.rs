@@ -141,6 +141,9 @@ impl Stage for FeatureExtract {
             seed: ctx.seed,
             trainable,
             encoder_lr_scale: 0.0,
+            groups: Vec::new(),
+            gradual_unfreeze: false,
+            layer_lr_decay: 1.0,
         };
         let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.progress)?;
         save_model(ctx.out, src, &model, &history)?;

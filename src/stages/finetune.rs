@@ -3,7 +3,8 @@
 //!
 //! `freeze: embeddings|encoder` keeps the pretrained part fixed (it is then run once, without
 //! a gradient tape); `encoder_lr_scale` gives the encoder its own, usually smaller, learning
-//! rate (ULMFiT's discriminative rates). `train_size: N` trains on a deterministic stratified
+//! rate, `layer_lr_decay` slows each lower layer group further (ULMFiT's discriminative
+//! rates), and `gradual_unfreeze` releases the encoder one group per epoch, top first. `train_size: N` trains on a deterministic stratified
 //! subset of N rows: the label budget. Early stopping keeps the best dev-accuracy epoch.
 
 use anyhow::Result;
@@ -71,6 +72,14 @@ pub struct Finetune {
     pub lr: f64,
     #[serde(default = "d_one")]
     pub encoder_lr_scale: f64,
+    /// ULMFiT's gradual unfreezing: epoch 1 trains the head, each later epoch releases one
+    /// more encoder layer group, top first.
+    #[serde(default)]
+    pub gradual_unfreeze: bool,
+    /// Discriminative learning rates: each encoder layer group learns this many times slower
+    /// than the one above it (ULMFiT: 2.6) [1].
+    #[serde(default = "d_one")]
+    pub layer_lr_decay: f64,
     #[serde(default)]
     pub optimizer: Optimizer,
     #[serde(default)]
@@ -172,6 +181,18 @@ impl Stage for Finetune {
                 "warmup is a share of all steps: expected [0, 1)".into(),
             ));
         }
+        if !(self.layer_lr_decay >= 1.0 && self.layer_lr_decay.is_finite()) {
+            v.push((
+                "layer_lr_decay".into(),
+                "layer_lr_decay must be ≥ 1 (each lower layer group learns that many times slower)".into(),
+            ));
+        }
+        if self.gradual_unfreeze && self.freeze == Freeze::Encoder {
+            v.push((
+                "gradual_unfreeze".into(),
+                "gradual_unfreeze releases encoder layers, but `freeze: encoder` keeps them all fixed; drop one of the two".into(),
+            ));
+        }
         if !(self.encoder_lr_scale >= 0.0 && self.encoder_lr_scale.is_finite()) {
             v.push(("encoder_lr_scale".into(), "encoder_lr_scale must be ≥ 0".into()));
         }
@@ -240,6 +261,9 @@ impl Stage for Finetune {
             seed: ctx.seed,
             trainable,
             encoder_lr_scale: self.encoder_lr_scale as f32,
+            groups: model.cfg.encoder.layer_groups(&model.params),
+            gradual_unfreeze: self.gradual_unfreeze,
+            layer_lr_decay: self.layer_lr_decay as f32,
         };
         let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.progress)?;
         save_model(ctx.out, src, &model, &history)?;
