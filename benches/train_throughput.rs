@@ -109,9 +109,12 @@ fn main() {
     let pieces: Vec<Vec<u32>> = (0..B * 10)
         .map(|_| (0..S).map(|_| rng.gen_range(5..V as u32)).collect())
         .collect();
-    for (masked, kind, name) in [
-        (true, EncoderType::Transformer, "MLM masked positions, sampled"),
-        (false, EncoderType::Lstm, "LSTM next-token LM, sampled"),
+    // `full`: vocabulary logits at the masked positions, like the peers; `sampled`: what
+    // warmstart's pretrain stage does by default.
+    for (masked, kind, candidates, name) in [
+        (true, EncoderType::Transformer, 0, "MLM masked positions, full softmax"),
+        (true, EncoderType::Transformer, 1024, "MLM masked positions, sampled"),
+        (false, EncoderType::Lstm, 1024, "LSTM next-token LM, sampled"),
     ] {
         if !wanted(name) {
             continue;
@@ -122,7 +125,7 @@ fn main() {
             batch_size: B,
             max_len: S,
             lr: 1e-3,
-            candidates: 1024,
+            candidates,
             mask_prob: 0.15,
             seed: 1,
             held_out: 0.0,

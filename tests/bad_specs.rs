@@ -796,3 +796,98 @@ fn duplicate_stage_key_is_invalid_yaml() {
     p.write("bad.yaml", &spec);
     fails_with(&p, &["validate", "bad.yaml"], &["invalid YAML", "duplicate", "seqs"]);
 }
+
+/// A spec with one pretrain and one finetune stage after `seqs`, with `encoder` and
+/// `extra` lines spliced into them.
+fn with_model(pre_encoder: &str, pre_extra: &str, ft_encoder: &str) -> String {
+    format!(
+        "{SPEC}  pre:\n    kind: pretrain\n    from: seqs\n    data: [corpus]\n{pre_extra}    encoder:\n{pre_encoder}  ft:\n    kind: finetune\n    from: seqs\n    train: train\n    encoder:\n{ft_encoder}"
+    )
+}
+
+#[test]
+fn transformer_dim_must_divide_into_heads() {
+    let p = Project::new();
+    let spec = with_model(
+        "      type: bag\n",
+        "",
+        "      type: transformer\n      dim: 30\n      heads: 4\n",
+    );
+    bad_spec(
+        &p,
+        &spec,
+        "stages.ft.encoder.heads",
+        Some("heads: 4"),
+        &["dim 30 is not divisible by heads 4"],
+    );
+}
+
+#[test]
+fn encoder_options_belong_to_their_type() {
+    let p = Project::new();
+    let spec = with_model("      type: bag\n", "", "      type: lstm\n      heads: 2\n");
+    bad_spec(
+        &p,
+        &spec,
+        "stages.ft.encoder.heads",
+        Some("heads: 2"),
+        &["`heads` applies to transformer encoders only, not lstm"],
+    );
+    let spec = with_model("      type: bag\n", "", "      type: cnn\n      kernel: 40\n");
+    bad_spec(
+        &p,
+        &spec,
+        "stages.ft.encoder.kernel",
+        Some("kernel: 40"),
+        &["kernel 40 is out of range: expected 1..=15"],
+    );
+}
+
+#[test]
+fn objectives_need_a_fitting_encoder() {
+    let p = Project::new();
+    let spec = with_model("      type: lstm\n", "    objective: mlm\n", "      type: lstm\n");
+    bad_spec(
+        &p,
+        &spec,
+        "stages.pre.objective",
+        Some("objective: mlm"),
+        &["objective `mlm` needs a transformer encoder, not lstm"],
+    );
+    let spec = with_model("      type: cnn\n", "    objective: lm\n", "      type: cnn\n");
+    bad_spec(
+        &p,
+        &spec,
+        "stages.pre.objective",
+        Some("objective: lm"),
+        &["objective `lm` needs an lstm or transformer encoder, not cnn"],
+    );
+    let spec = with_model(
+        "      type: bag\n",
+        "    objective: skipgram\n    candidates: 10\n",
+        "      type: bag\n",
+    );
+    bad_spec(
+        &p,
+        &spec,
+        "stages.pre.candidates",
+        Some("candidates: 10"),
+        &["`candidates` applies to the lm and mlm objectives only"],
+    );
+}
+
+#[test]
+fn layer_rate_decay_below_one() {
+    let p = Project::new();
+    let spec = with_model("      type: bag\n", "", "      type: lstm\n").replace(
+        "    train: train\n    encoder:",
+        "    train: train\n    layer_lr_decay: 0.5\n    encoder:",
+    );
+    bad_spec(
+        &p,
+        &spec,
+        "stages.ft.layer_lr_decay",
+        Some("layer_lr_decay"),
+        &["layer_lr_decay must be ≥ 1"],
+    );
+}

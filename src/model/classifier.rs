@@ -207,6 +207,24 @@ impl Classifier {
         Ok(x.matmul(p("head.w")?) + bias)
     }
 
+    /// Pooled features of every row of `data` (row-major, `feature_width` per row), computed
+    /// without a tape in batches of 512 rows.
+    pub fn features_of(&self, dev: &Dev, data: &Padded) -> Result<Vec<f32>> {
+        let l = data.len;
+        let mut out = Vec::with_capacity(data.rows() * self.cfg.feature_width());
+        for start in (0..data.rows()).step_by(512) {
+            let end = (start + 512).min(data.rows());
+            let x = self.features(
+                dev,
+                &data.ids[start * l..end * l],
+                &data.mask[start * l..end * l],
+                end - start,
+            )?;
+            out.extend(x.as_vec());
+        }
+        Ok(out)
+    }
+
     /// Class probabilities for padded rows (inference).
     pub fn predict_proba(&self, dev: &Dev, data: &Padded) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(data.rows());
@@ -242,7 +260,7 @@ impl Classifier {
         let frozen_feats: Option<Vec<f32>> = if train_encoder {
             None
         } else {
-            Some(self.features(dev, &train.ids, &train.mask, n)?.as_vec())
+            Some(self.features_of(dev, train)?)
         };
         let width = self.cfg.feature_width();
         let steps_per_epoch = n.div_ceil(s.batch_size);

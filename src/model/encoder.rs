@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::pool::Pooling;
-use super::{bag, lstm, transformer, uniform, zeros, Dev, Params};
+use super::{bag, lstm, transformer, uniform, zeros, Dev, ParamFn, Params};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -204,7 +204,7 @@ impl EncoderSpec {
                 format!("dim {} is out of range for lstm: expected 2..=512", self.dim),
             ));
         }
-        if let Some(h) = r.heads.filter(|&h| h > 0 && self.dim % h != 0) {
+        if let Some(h) = r.heads.filter(|&h| h > 0 && !self.dim.is_multiple_of(h)) {
             v.push((
                 "encoder.heads".into(),
                 format!(
@@ -285,7 +285,7 @@ impl EncoderSpec {
     pub fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
         &self,
         dev: &Dev,
-        p: &dyn Fn(&str) -> Result<Tensor<(usize, usize), f32, Dev, T>>,
+        p: ParamFn<T>,
         ids: &[u32],
         mask: &[u8],
         b: usize,

@@ -82,6 +82,7 @@ fn make_batch(pieces: &[&[u32]], l: usize, s: &LmSettings, vocab: usize, special
 }
 
 /// Loss of one batch on tape type `T`; `cands` = None for the full softmax.
+#[allow(clippy::too_many_arguments)]
 fn batch_loss<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
     dev: &Dev,
     spec: &EncoderSpec,

@@ -23,7 +23,6 @@ pub fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
     b: usize,
     l: usize,
 ) -> Tensor<(usize, usize), f32, Dev, T> {
-    let idx: Tensor<(usize,), usize, Dev> = dev.tensor_from_vec(ids.iter().map(|&i| i as usize).collect(), (b * l,));
-    let xw = ops::linear(dev, emb.gather(idx), w_ih, bias);
+    let xw = ops::linear(dev, ops::embedding(dev, emb, ids), w_ih, bias);
     ops::lstm(dev, xw, w_hh, mask, b, l)
 }

@@ -34,6 +34,8 @@ use rand_chacha::ChaCha8Rng;
 pub type Dev = Cpu;
 pub type T2 = Tensor<(usize, usize), f32, Dev>;
 pub type Tp = OwnedTape<f32, Dev>;
+/// Hands out a parameter by name on tape type `T` (see the module docs on gradient plumbing).
+pub type ParamFn<'a, T> = &'a dyn Fn(&str) -> Result<Tensor<(usize, usize), f32, Dev, T>>;
 
 /// Named 2-D parameters (vectors are stored as 1 × n).
 #[derive(Clone, Debug, Default)]

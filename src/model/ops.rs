@@ -113,6 +113,14 @@ pub fn gemm(dst: &mut [f32], dst_rs: usize, a: View, b: View, accumulate: bool, 
     }
 }
 
+/// The values of a contiguous tensor, copied with one `memcpy` (dfdx's `as_vec` walks the
+/// strides one element at a time, which cost more than some of the ops themselves).
+pub fn values<T>(t: &Tensor<(usize, usize), f32, Dev, T>) -> Vec<f32> {
+    let mut v = vec![0.0f32; t.shape().0 * t.shape().1];
+    t.copy_into(&mut v);
+    v
+}
+
 /// Splits `0..n` into `parts` contiguous ranges of near-equal size.
 fn ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     let parts = parts.clamp(1, n.max(1));
@@ -173,7 +181,7 @@ pub fn exp(x: f32) -> f32 {
     let z = r * r;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let y = p * z + r + 1.0;
     y * f32::from_bits(((k as i32 + 127) << 23) as u32)
 }
@@ -219,8 +227,8 @@ pub fn lstm<T: Tape<f32, Dev> + Merge<T>>(
     assert_eq!(xw.shape(), &(b * l, h4));
     assert_eq!(w_hh.shape().0, hd);
     assert_eq!(mask.len(), b * l);
-    let xv = xw.as_vec();
-    let w = w_hh.as_vec();
+    let xv = values(&xw);
+    let w = values(&w_hh);
     let chunks: Vec<LstmChunk> = chunks_for(b)
         .into_par_iter()
         .map(|rows| {
@@ -393,9 +401,9 @@ pub fn conv1d_relu<T: Tape<f32, Dev> + Merge<T>>(
     assert_eq!(k * d, kd);
     assert_eq!(bias.shape(), &(1, f));
     let n = b * l;
-    let xv = x.as_vec();
-    let wv = w.as_vec();
-    let bv = bias.as_vec();
+    let xv = values(&x);
+    let wv = values(&w);
+    let bv = values(&bias);
     let left = (k - 1) / 2;
     // im2col: row (r, t) holds the k token vectors of its window.
     let mut cols = vec![0.0f32; n * kd];
@@ -499,7 +507,7 @@ pub fn attention<T: Tape<f32, Dev> + Merge<T>>(
     assert_eq!(dh * heads * 3, d3);
     assert_eq!(qkv.shape().0, b * l);
     let scale = 1.0 / (dh as f32).sqrt();
-    let qv = qkv.as_vec();
+    let qv = values(&qkv);
     let parts = chunks_for(b);
     // Forward per chunk of rows: output rows and the attention weights (row, head, l × l).
     let fwd: Vec<(Vec<f32>, Vec<f32>)> = parts
@@ -633,9 +641,9 @@ pub fn layer_norm<T: Tape<f32, Dev> + Merge<T>>(
 ) -> Tensor<(usize, usize), f32, Dev, T> {
     const EPS: f32 = 1e-5;
     let (n, d) = *x.shape();
-    let xv = x.as_vec();
-    let g = gain.as_vec();
-    let bv = bias.as_vec();
+    let xv = values(&x);
+    let g = values(&gain);
+    let bv = values(&bias);
     let mut xhat = vec![0.0f32; n * d];
     let mut inv = vec![0.0f32; n];
     xhat.par_chunks_mut(d)
@@ -699,8 +707,8 @@ pub fn softmax_xent<T: Tape<f32, Dev> + Merge<T>>(
     let (n, d) = *h.shape();
     let c = candidates.len();
     assert_eq!(targets.len(), n);
-    let hv = h.as_vec();
-    let ev = emb.as_vec();
+    let hv = values(&h);
+    let ev = values(&emb);
     let mut ec = vec![0.0f32; c * d];
     for (k, &id) in candidates.iter().enumerate() {
         ec[k * d..(k + 1) * d].copy_from_slice(&ev[id * d..(id + 1) * d]);
@@ -767,6 +775,112 @@ pub fn softmax_xent<T: Tape<f32, Dev> + Merge<T>>(
                 .for_each(|(a, b)| *a += b);
         }
         vec![Some(d_h), Some(d_e)]
+    })
+}
+
+/// `x · w + b` (`b` is `1 × m`, added to every row) in one op: dfdx would run a matmul, a
+/// broadcast and an add, and its broadcast backward walks strides one element at a time.
+pub fn linear<T: Tape<f32, Dev> + Merge<T>>(
+    dev: &Dev,
+    x: Tensor<(usize, usize), f32, Dev, T>,
+    w: Tensor<(usize, usize), f32, Dev, T>,
+    b: Tensor<(usize, usize), f32, Dev, T>,
+) -> Tensor<(usize, usize), f32, Dev, T> {
+    let (n, k) = *x.shape();
+    let m = w.shape().1;
+    assert_eq!(w.shape().0, k);
+    assert_eq!(b.shape(), &(1, m));
+    let xv = values(&x);
+    let wv = values(&w);
+    let bv = values(&b);
+    let threads = rayon::current_num_threads();
+    let mut y = vec![0.0f32; n * m];
+    y.chunks_mut(m).for_each(|r| r.copy_from_slice(&bv));
+    gemm(
+        &mut y,
+        m,
+        View::rows(&xv, n, k, k),
+        View::rows(&wv, k, m, m),
+        true,
+        threads,
+    );
+    attach(dev, vec![x, w, b], y, (n, m), move |dy: &[f32]| {
+        let mut dx = vec![0.0f32; n * k];
+        gemm(
+            &mut dx,
+            k,
+            View::rows(dy, n, m, m),
+            View::rows(&wv, k, m, m).t(),
+            false,
+            threads,
+        );
+        let mut dw = vec![0.0f32; k * m];
+        gemm(
+            &mut dw,
+            m,
+            View::rows(&xv, n, k, k).t(),
+            View::rows(dy, n, m, m),
+            false,
+            threads,
+        );
+        let mut db = vec![0.0f32; m];
+        for r in dy.chunks(m) {
+            db.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+        }
+        vec![Some(dx), Some(dw), Some(db)]
+    })
+}
+
+/// GELU, tanh approximation (BERT's): `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+pub fn gelu<T: Tape<f32, Dev> + Merge<T>>(
+    dev: &Dev,
+    x: Tensor<(usize, usize), f32, Dev, T>,
+) -> Tensor<(usize, usize), f32, Dev, T> {
+    const A: f32 = 0.797_884_6; // √(2/π)
+    const B: f32 = 0.044_715;
+    let shape = *x.shape();
+    let xv = values(&x);
+    let mut th = vec![0.0f32; xv.len()];
+    th.par_chunks_mut(4096).zip(xv.par_chunks(4096)).for_each(|(t, x)| {
+        t.iter_mut()
+            .zip(x)
+            .for_each(|(t, &x)| *t = tanh(A * (x + B * x * x * x)))
+    });
+    let y: Vec<f32> = xv.iter().zip(&th).map(|(&x, &t)| 0.5 * x * (1.0 + t)).collect();
+    attach(dev, vec![x], y, shape, move |dy: &[f32]| {
+        let dx: Vec<f32> = xv
+            .iter()
+            .zip(&th)
+            .zip(dy)
+            .map(|((&x, &t), &g)| g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * A * (1.0 + 3.0 * B * x * x)))
+            .collect();
+        vec![Some(dx)]
+    })
+}
+
+/// Embedding lookup: rows `ids` of `emb` (`V × d`) → `n × d`. The backward pass adds each
+/// row's gradient into its token's row (a token used twice gets both).
+pub fn embedding<T: Tape<f32, Dev> + Merge<T>>(
+    dev: &Dev,
+    emb: Tensor<(usize, usize), f32, Dev, T>,
+    ids: &[u32],
+) -> Tensor<(usize, usize), f32, Dev, T> {
+    let (v, d) = *emb.shape();
+    let ev = values(&emb);
+    let mut x = vec![0.0f32; ids.len() * d];
+    for (row, &id) in x.chunks_mut(d).zip(ids) {
+        let id = id as usize;
+        assert!(id < v, "token id {id} outside the embedding table ({v} rows)");
+        row.copy_from_slice(&ev[id * d..(id + 1) * d]);
+    }
+    let ids = ids.to_vec();
+    attach(dev, vec![emb], x, (ids.len(), d), move |dx: &[f32]| {
+        let mut de = vec![0.0f32; v * d];
+        for (row, &id) in dx.chunks(d).zip(&ids) {
+            let id = id as usize;
+            de[id * d..(id + 1) * d].iter_mut().zip(row).for_each(|(a, b)| *a += b);
+        }
+        vec![Some(de)]
     })
 }
 
@@ -865,6 +979,13 @@ mod tests {
     }
 
     #[test]
+    fn embedding_gradients() {
+        check("embedding", &[(4, 3)], &|dev, mut v| {
+            embedding(dev, v.pop().unwrap(), &[2, 0, 2, 3, 2])
+        });
+    }
+
+    #[test]
     fn fast_math_is_accurate() {
         for i in -2000..2000 {
             let x = i as f32 * 0.01;
@@ -929,84 +1050,4 @@ mod tests {
             assert!((x - y).abs() < 1e-6);
         }
     }
-}
-
-/// `x · w + b` (`b` is `1 × m`, added to every row) in one op: dfdx would run a matmul, a
-/// broadcast and an add, and its broadcast backward walks strides one element at a time.
-pub fn linear<T: Tape<f32, Dev> + Merge<T>>(
-    dev: &Dev,
-    x: Tensor<(usize, usize), f32, Dev, T>,
-    w: Tensor<(usize, usize), f32, Dev, T>,
-    b: Tensor<(usize, usize), f32, Dev, T>,
-) -> Tensor<(usize, usize), f32, Dev, T> {
-    let (n, k) = *x.shape();
-    let m = w.shape().1;
-    assert_eq!(w.shape().0, k);
-    assert_eq!(b.shape(), &(1, m));
-    let xv = x.as_vec();
-    let wv = w.as_vec();
-    let bv = b.as_vec();
-    let threads = rayon::current_num_threads();
-    let mut y = vec![0.0f32; n * m];
-    y.chunks_mut(m).for_each(|r| r.copy_from_slice(&bv));
-    gemm(
-        &mut y,
-        m,
-        View::rows(&xv, n, k, k),
-        View::rows(&wv, k, m, m),
-        true,
-        threads,
-    );
-    attach(dev, vec![x, w, b], y, (n, m), move |dy: &[f32]| {
-        let mut dx = vec![0.0f32; n * k];
-        gemm(
-            &mut dx,
-            k,
-            View::rows(dy, n, m, m),
-            View::rows(&wv, k, m, m).t(),
-            false,
-            threads,
-        );
-        let mut dw = vec![0.0f32; k * m];
-        gemm(
-            &mut dw,
-            m,
-            View::rows(&xv, n, k, k).t(),
-            View::rows(dy, n, m, m),
-            false,
-            threads,
-        );
-        let mut db = vec![0.0f32; m];
-        for r in dy.chunks(m) {
-            db.iter_mut().zip(r).for_each(|(a, b)| *a += b);
-        }
-        vec![Some(dx), Some(dw), Some(db)]
-    })
-}
-
-/// GELU, tanh approximation (BERT's): `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
-pub fn gelu<T: Tape<f32, Dev> + Merge<T>>(
-    dev: &Dev,
-    x: Tensor<(usize, usize), f32, Dev, T>,
-) -> Tensor<(usize, usize), f32, Dev, T> {
-    const A: f32 = 0.797_884_6; // √(2/π)
-    const B: f32 = 0.044_715;
-    let shape = *x.shape();
-    let xv = x.as_vec();
-    let mut th = vec![0.0f32; xv.len()];
-    th.par_chunks_mut(4096).zip(xv.par_chunks(4096)).for_each(|(t, x)| {
-        t.iter_mut()
-            .zip(x)
-            .for_each(|(t, &x)| *t = tanh(A * (x + B * x * x * x)))
-    });
-    let y: Vec<f32> = xv.iter().zip(&th).map(|(&x, &t)| 0.5 * x * (1.0 + t)).collect();
-    attach(dev, vec![x], y, shape, move |dy: &[f32]| {
-        let dx: Vec<f32> = xv
-            .iter()
-            .zip(&th)
-            .zip(dy)
-            .map(|((&x, &t), &g)| g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * A * (1.0 + 3.0 * B * x * x)))
-            .collect();
-        vec![Some(dx)]
-    })
 }

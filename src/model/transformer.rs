@@ -10,7 +10,7 @@ use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
 use super::encoder::{EncoderSpec, Norm};
-use super::{ops, uniform, zeros, Dev, T2};
+use super::{ops, uniform, zeros, Dev, ParamFn, T2};
 
 fn ones(dev: &Dev, n: usize) -> T2 {
     dev.tensor_from_vec(vec![1.0; n], (1, n))
@@ -45,8 +45,6 @@ pub fn init(s: &EncoderSpec, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMu
     }
 }
 
-type P<'a, T> = &'a dyn Fn(&str) -> Result<Tensor<(usize, usize), f32, Dev, T>>;
-
 /// `x + f(x)`, where `x` feeds both `f` and the residual path (both uses reach its gradient).
 fn residual<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
     x: Tensor<(usize, usize), f32, Dev, T>,
@@ -59,7 +57,7 @@ fn residual<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
 
 fn norm<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
     dev: &Dev,
-    p: P<T>,
+    p: ParamFn<T>,
     x: Tensor<(usize, usize), f32, Dev, T>,
     name: &str,
 ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
@@ -76,7 +74,7 @@ fn norm<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
 pub fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
     s: &EncoderSpec,
     dev: &Dev,
-    p: P<T>,
+    p: ParamFn<T>,
     ids: &[u32],
     mask: &[u8],
     b: usize,
@@ -85,9 +83,8 @@ pub fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
 ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
     let heads = s.heads.unwrap_or(4);
     let pre = s.norm == Some(Norm::Pre);
-    let idx: Tensor<(usize,), usize, Dev> = dev.tensor_from_vec(ids.iter().map(|&i| i as usize).collect(), (b * l,));
-    let pos: Tensor<(usize,), usize, Dev> = dev.tensor_from_vec((0..b * l).map(|i| i % l).collect(), (b * l,));
-    let x = p("encoder.embedding")?.gather(idx) + p("encoder.pos")?.gather(pos);
+    let pos: Vec<u32> = (0..b * l).map(|i| (i % l) as u32).collect();
+    let x = ops::embedding(dev, p("encoder.embedding")?, ids) + ops::embedding(dev, p("encoder.pos")?, &pos);
     let mut x = norm(dev, p, x, "encoder.emb_ln")?;
     for i in 0..s.layers.unwrap_or(2) {
         let n = |x: &str| format!("encoder.layer{i}.{x}");

@@ -1,9 +1,11 @@
 //! `feature-extract`: the frozen-encoder recipe. The pretrained encoder runs once over the
 //! training rows (no gradient tape) and a head — logistic regression or a small MLP — is
 //! trained on the pooled features (`mean`, `max`, `first`, `last`, or `concat` = ULMFiT's [last; max; mean]).
-//! Writes the same model artefact as `finetune`, so `evaluate` and `predict` treat both alike.
+//! Writes the same model artefact as `finetune`, so `evaluate` and `predict` treat both alike,
+//! plus the stored features of the training rows (`features.safetensors`).
 
 use anyhow::Result;
+use dfdx::prelude::TensorFromVec;
 use serde::{Deserialize, Serialize};
 
 use super::classify::{self, config_from, save_model};
@@ -147,6 +149,19 @@ impl Stage for FeatureExtract {
         };
         let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.progress)?;
         save_model(ctx.out, src, &model, &history)?;
+        // The frozen encoder's pooled features of the training rows, for inspection or for
+        // training other heads elsewhere (safetensors: `features` rows × width, `labels`).
+        let feats = model.features_of(&dev, &train)?;
+        let width = model.cfg.feature_width();
+        let mut stored = crate::model::Params::default();
+        stored
+            .tensors
+            .insert("features".into(), dev.tensor_from_vec(feats, (train.rows(), width)));
+        let labels: Vec<f32> = train.labels.iter().map(|&l| l as f32).collect();
+        stored
+            .tensors
+            .insert("labels".into(), dev.tensor_from_vec(labels, (train.rows(), 1)));
+        stored.save(&ctx.out.join("features.safetensors"))?;
         Ok(Outcome {
             summary: format!(
                 "{} rows, {} epochs, head {:?}, pooling {:?}",
