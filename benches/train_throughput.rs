@@ -29,6 +29,7 @@ fn wanted(name: &str) -> bool {
 }
 
 fn main() {
+    warmstart::alloc::tune();
     let dev = Dev::default();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let cfg = ModelConfig {

@@ -168,6 +168,7 @@ impl From<anyhow::Error> for Failure {
 /// Parses the arguments, runs the command and returns the exit code.
 pub fn main() -> i32 {
     crate::determinism::init();
+    crate::alloc::tune();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

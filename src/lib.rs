@@ -4,6 +4,7 @@
 //! DAG, [`plan`] computes content keys and freshness, [`executor`] runs what is stale through
 //! the [`stages`] registry, and [`store`] keeps every artefact, complete or not at all.
 
+pub mod alloc;
 pub mod cli;
 pub mod dataset;
 pub mod determinism;

@@ -60,6 +60,10 @@ impl<'a> View<'a> {
     }
 }
 
+/// Products smaller than this many multiply-adds run on one thread: splitting them costs more
+/// than it saves (measured: the 2048 × 192 × 64 products of a conv layer ran slower on two).
+const PARALLEL_MIN_MACS: usize = 1 << 30;
+
 /// `dst (rows × cols, row stride dst_rs) (+)= a · b` with gemm; `threads` > 1 lets gemm split
 /// the product (worth it only for large products).
 pub fn gemm(dst: &mut [f32], dst_rs: usize, a: View, b: View, accumulate: bool, threads: usize) {
@@ -81,7 +85,7 @@ pub fn gemm(dst: &mut [f32], dst_rs: usize, a: View, b: View, accumulate: bool, 
         }
         return;
     }
-    let par = if threads > 1 {
+    let par = if threads > 1 && m * n * k >= PARALLEL_MIN_MACS {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
@@ -131,12 +135,9 @@ fn chunks_for(rows: usize) -> Vec<std::ops::Range<usize>> {
     ranges(rows, rayon::current_num_threads())
 }
 
-/// The gradient function of an op: given the output's gradient, each input's gradient (in
-/// the order of the inputs), or `None` for an input that gets none.
-pub type Backward = Box<dyn FnOnce(&[f32]) -> Vec<Option<Vec<f32>>>>;
-
 /// Wraps `out` (already computed) as the result of an op over `inputs`; `backward` runs when
-/// the tape is executed. Tapes of all inputs are merged into the output's.
+/// the tape is executed and returns each input's gradient (in the order of the inputs), or
+/// `None` for an input that gets none. Tapes of all inputs are merged into the output's.
 pub fn attach<T: Tape<f32, Dev> + Merge<T>>(
     dev: &Dev,
     inputs: Vec<Tensor<(usize, usize), f32, Dev, T>>,
@@ -859,7 +860,8 @@ pub fn gelu<T: Tape<f32, Dev> + Merge<T>>(
 }
 
 /// Embedding lookup: rows `ids` of `emb` (`V × d`) → `n × d`. The backward pass adds each
-/// row's gradient into its token's row (a token used twice gets both).
+/// row's gradient straight into its token's row of the gradient buffer (a token used twice
+/// gets both), touching `n × d` values rather than a dense `V × d` temporary.
 pub fn embedding<T: Tape<f32, Dev> + Merge<T>>(
     dev: &Dev,
     emb: Tensor<(usize, usize), f32, Dev, T>,
@@ -873,15 +875,23 @@ pub fn embedding<T: Tape<f32, Dev> + Merge<T>>(
         assert!(id < v, "token id {id} outside the embedding table ({v} rows)");
         row.copy_from_slice(&ev[id * d..(id + 1) * d]);
     }
-    let ids = ids.to_vec();
-    attach(dev, vec![emb], x, (ids.len(), d), move |dx: &[f32]| {
-        let mut de = vec![0.0f32; v * d];
-        for (row, &id) in dx.chunks(d).zip(&ids) {
-            let id = id as usize;
-            de[id * d..(id + 1) * d].iter_mut().zip(row).for_each(|(a, b)| *a += b);
-        }
-        vec![Some(de)]
-    })
+    let (emb, mut tape) = emb.split_tape();
+    let out: T2 = dev.tensor_from_vec(x, (ids.len(), d));
+    if T::OWNS_TAPE {
+        let ghost = out.clone();
+        let ids = ids.to_vec();
+        tape.add_backward_op(move |grads| {
+            let dx: Vec<f32> = grads.get_or_alloc_mut(&ghost)?.to_vec();
+            let de = grads.get_or_alloc_mut(&emb)?;
+            assert_eq!(de.len(), v * d, "embedding table must be a contiguous tensor");
+            for (row, &id) in dx.chunks(d).zip(&ids) {
+                let id = id as usize;
+                de[id * d..(id + 1) * d].iter_mut().zip(row).for_each(|(a, b)| *a += b);
+            }
+            Ok(())
+        });
+    }
+    out.put_tape(tape)
 }
 
 #[cfg(test)]
