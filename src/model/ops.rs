@@ -155,7 +155,9 @@ pub fn attach<T: Tape<f32, Dev> + Merge<T>>(
     let out: T2 = dev.tensor_from_vec(out, shape);
     let ghost = out.clone();
     tape.add_backward_op(move |grads| {
-        let g_out: Vec<f32> = grads.get_or_alloc_mut(&ghost)?.to_vec();
+        // The output's gradient is complete when this runs (ops run in reverse order) and
+        // nothing reads it afterwards, so it is moved out rather than copied.
+        let g_out: Vec<f32> = std::mem::take(&mut **grads.get_or_alloc_mut(&ghost)?);
         for (x, g) in plain.iter().zip(backward(&g_out)) {
             if let Some(g) = g {
                 let dst = grads.get_or_alloc_mut(x)?;
@@ -509,6 +511,7 @@ pub fn attention<T: Tape<f32, Dev> + Merge<T>>(
     assert_eq!(qkv.shape().0, b * l);
     let scale = 1.0 / (dh as f32).sqrt();
     let qv = values(&qkv);
+    let keep: Vec<f32> = mask.iter().map(|&m| f32::from(m != 0)).collect();
     let parts = chunks_for(b);
     // Forward per chunk of rows: output rows and the attention weights (row, head, l × l).
     let fwd: Vec<(Vec<f32>, Vec<f32>)> = parts
@@ -529,24 +532,29 @@ pub fn attention<T: Tape<f32, Dev> + Merge<T>>(
                         1,
                     );
                     for i in 0..l {
-                        let row = &mut p[i * l..(i + 1) * l];
+                        // Keys this query may see: real tokens, and with `causal` only up to i.
+                        let seen = if causal { i + 1 } else { l };
+                        let keep = &keep[r * l..r * l + seen];
+                        let (row, hidden) = p[i * l..(i + 1) * l].split_at_mut(seen);
+                        hidden.fill(0.0);
+                        // Branch-free loops (they vectorise): masked keys score −1e30 and are
+                        // zeroed after the exp.
                         let mut mx = f32::NEG_INFINITY;
-                        for (j, v) in row.iter_mut().enumerate() {
-                            let visible = mask[r * l + j] != 0 && (!causal || j <= i);
-                            *v = if visible { *v * scale } else { f32::NEG_INFINITY };
+                        for (v, &m) in row.iter_mut().zip(keep) {
+                            *v = *v * scale + (m - 1.0) * 1e30;
                             mx = mx.max(*v);
                         }
-                        if mx == f32::NEG_INFINITY {
-                            // No visible key (an all-padding row): attend to nothing.
-                            row.fill(0.0);
-                            continue;
-                        }
                         let mut sum = 0.0;
-                        for v in row.iter_mut() {
-                            *v = exp(*v - mx);
+                        for (v, &m) in row.iter_mut().zip(keep) {
+                            *v = exp(*v - mx) * m;
                             sum += *v;
                         }
-                        row.iter_mut().for_each(|v| *v /= sum);
+                        if sum == 0.0 {
+                            // No visible key (an all-padding row): attend to nothing.
+                            continue;
+                        }
+                        let inv = 1.0 / sum;
+                        row.iter_mut().for_each(|v| *v *= inv);
                     }
                     gemm(
                         &mut out[k * l * d + h * dh..],
@@ -881,7 +889,7 @@ pub fn embedding<T: Tape<f32, Dev> + Merge<T>>(
         let ghost = out.clone();
         let ids = ids.to_vec();
         tape.add_backward_op(move |grads| {
-            let dx: Vec<f32> = grads.get_or_alloc_mut(&ghost)?.to_vec();
+            let dx: Vec<f32> = std::mem::take(&mut **grads.get_or_alloc_mut(&ghost)?);
             let de = grads.get_or_alloc_mut(&emb)?;
             assert_eq!(de.len(), v * d, "embedding table must be a contiguous tensor");
             for (row, &id) in dx.chunks(d).zip(&ids) {
@@ -892,6 +900,23 @@ pub fn embedding<T: Tape<f32, Dev> + Merge<T>>(
         });
     }
     out.put_tape(tape)
+}
+
+/// `a + b` for two tensors of one shape (residual connections): one pass, and a backward that
+/// hands the same gradient to both.
+pub fn add<T: Tape<f32, Dev> + Merge<T>>(
+    dev: &Dev,
+    a: Tensor<(usize, usize), f32, Dev, T>,
+    b: Tensor<(usize, usize), f32, Dev, T>,
+) -> Tensor<(usize, usize), f32, Dev, T> {
+    assert_eq!(a.shape(), b.shape());
+    let shape = *a.shape();
+    let mut y = values(&a);
+    let bv = values(&b);
+    y.iter_mut().zip(&bv).for_each(|(y, b)| *y += b);
+    attach(dev, vec![a, b], y, shape, |g: &[f32]| {
+        vec![Some(g.to_vec()), Some(g.to_vec())]
+    })
 }
 
 #[cfg(test)]
@@ -986,6 +1011,14 @@ mod tests {
             linear(dev, v.pop().unwrap(), w, b)
         });
         check("gelu", &[(5, 4)], &|dev, mut v| gelu(dev, v.pop().unwrap()));
+    }
+
+    #[test]
+    fn add_gradients() {
+        check("add", &[(3, 4), (3, 4)], &|dev, mut v| {
+            let b = v.pop().unwrap();
+            add(dev, v.pop().unwrap(), b)
+        });
     }
 
     #[test]

@@ -47,12 +47,13 @@ pub fn init(s: &EncoderSpec, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMu
 
 /// `x + f(x)`, where `x` feeds both `f` and the residual path (both uses reach its gradient).
 fn residual<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
+    dev: &Dev,
     x: Tensor<(usize, usize), f32, Dev, T>,
     f: impl FnOnce(Tensor<(usize, usize), f32, Dev, T>) -> Result<Tensor<(usize, usize), f32, Dev, T>>,
 ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
     let (x0, tape) = x.split_tape();
     let y = f(x0.clone().put_tape(tape))?;
-    Ok(y + x0)
+    Ok(ops::add(dev, y, x0.retaped::<T>()))
 }
 
 fn norm<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
@@ -84,7 +85,11 @@ pub fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
     let heads = s.heads.unwrap_or(4);
     let pre = s.norm == Some(Norm::Pre);
     let pos: Vec<u32> = (0..b * l).map(|i| (i % l) as u32).collect();
-    let x = ops::embedding(dev, p("encoder.embedding")?, ids) + ops::embedding(dev, p("encoder.pos")?, &pos);
+    let x = ops::add(
+        dev,
+        ops::embedding(dev, p("encoder.embedding")?, ids),
+        ops::embedding(dev, p("encoder.pos")?, &pos),
+    );
     let mut x = norm(dev, p, x, "encoder.emb_ln")?;
     for i in 0..s.layers.unwrap_or(2) {
         let n = |x: &str| format!("encoder.layer{i}.{x}");
@@ -99,11 +104,11 @@ pub fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
             let h = ops::gelu(dev, ops::linear(dev, x, p(&n("ff1.w"))?, p(&n("ff1.b"))?));
             Ok(ops::linear(dev, h, p(&n("ff2.w"))?, p(&n("ff2.b"))?))
         };
-        x = residual(x, attn)?;
+        x = residual(dev, x, attn)?;
         if !pre {
             x = norm(dev, p, x, &n("ln1"))?;
         }
-        x = residual(x, ffn)?;
+        x = residual(dev, x, ffn)?;
         if !pre {
             x = norm(dev, p, x, &n("ln2"))?;
         }
