@@ -189,6 +189,49 @@ pub fn exp(x: f32) -> f32 {
     y * f32::from_bits(((k as i32 + 127) << 23) as u32)
 }
 
+/// Reductions with 8 independent accumulators: IEEE order forbids the compiler to vectorise
+/// `sum += x`, and these loops (softmax, layer norm) were a sixth of a transformer step.
+#[inline]
+pub fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += c[k];
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let rest: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+#[inline]
+pub fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] = if c[k] > acc[k] { c[k] } else { acc[k] };
+        }
+    }
+    acc.iter().copied().fold(rest, f32::max)
+}
+
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
@@ -539,21 +582,19 @@ pub fn attention<T: Tape<f32, Dev> + Merge<T>>(
                         hidden.fill(0.0);
                         // Branch-free loops (they vectorise): masked keys score −1e30 and are
                         // zeroed after the exp.
-                        let mut mx = f32::NEG_INFINITY;
                         for (v, &m) in row.iter_mut().zip(keep) {
                             *v = *v * scale + (m - 1.0) * 1e30;
-                            mx = mx.max(*v);
                         }
-                        let mut sum = 0.0;
+                        let mx = max(row);
                         for (v, &m) in row.iter_mut().zip(keep) {
                             *v = exp(*v - mx) * m;
-                            sum += *v;
                         }
-                        if sum == 0.0 {
+                        let total = sum(row);
+                        if total == 0.0 {
                             // No visible key (an all-padding row): attend to nothing.
                             continue;
                         }
-                        let inv = 1.0 / sum;
+                        let inv = 1.0 / total;
                         row.iter_mut().for_each(|v| *v *= inv);
                     }
                     gemm(
@@ -612,7 +653,7 @@ pub fn attention<T: Tape<f32, Dev> + Merge<T>>(
                         for i in 0..l {
                             let pr = &p[i * l..(i + 1) * l];
                             let dr = &mut dp[i * l..(i + 1) * l];
-                            let dot: f32 = pr.iter().zip(dr.iter()).map(|(a, b)| a * b).sum();
+                            let dot = dot(pr, dr);
                             dr.iter_mut().zip(pr).for_each(|(g, p)| *g = p * (*g - dot) * scale);
                         }
                         // dQ = dS K; dK = dSᵀ Q
@@ -659,10 +700,11 @@ pub fn layer_norm<T: Tape<f32, Dev> + Merge<T>>(
         .zip(inv.par_iter_mut())
         .zip(xv.par_chunks(d))
         .for_each(|((xh, iv), row)| {
-            let mean = row.iter().sum::<f32>() / d as f32;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+            let mean = sum(row) / d as f32;
+            xh.iter_mut().zip(row).for_each(|(o, v)| *o = v - mean);
+            let var = dot(xh, xh) / d as f32;
             *iv = 1.0 / (var + EPS).sqrt();
-            xh.iter_mut().zip(row).for_each(|(o, v)| *o = (v - mean) * *iv);
+            xh.iter_mut().for_each(|o| *o *= *iv);
         });
     let out: Vec<f32> = xhat
         .chunks(d)
@@ -684,17 +726,13 @@ pub fn layer_norm<T: Tape<f32, Dev> + Merge<T>>(
             .zip(inv.par_iter())
             .for_each(|(((dx, go), xh), iv)| {
                 // dx = inv · (dxh − mean(dxh) − xh · mean(dxh ⊙ xh)), dxh = go ⊙ g
-                let mut m1 = 0.0;
-                let mut m2 = 0.0;
                 for j in 0..d {
-                    let dxh = go[j] * g[j];
-                    m1 += dxh;
-                    m2 += dxh * xh[j];
+                    dx[j] = go[j] * g[j];
                 }
-                m1 /= d as f32;
-                m2 /= d as f32;
+                let m1 = sum(dx) / d as f32;
+                let m2 = dot(dx, xh) / d as f32;
                 for j in 0..d {
-                    dx[j] = iv * (go[j] * g[j] - m1 - xh[j] * m2);
+                    dx[j] = iv * (dx[j] - m1 - xh[j] * m2);
                 }
             });
         vec![Some(d_x), Some(d_g), Some(d_b)]
@@ -737,13 +775,10 @@ pub fn softmax_xent<T: Tape<f32, Dev> + Merge<T>>(
         .par_chunks_mut(c)
         .zip(targets.par_iter())
         .map(|(row, &t)| {
-            let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for v in row.iter_mut() {
-                *v = exp(*v - mx);
-                sum += *v;
-            }
-            row.iter_mut().for_each(|v| *v /= sum);
+            let mx = max(row);
+            row.iter_mut().for_each(|v| *v = exp(*v - mx));
+            let inv = 1.0 / sum(row);
+            row.iter_mut().for_each(|v| *v *= inv);
             -(row[t].max(f32::MIN_POSITIVE)).ln()
         })
         .collect();
@@ -1026,6 +1061,17 @@ mod tests {
         check("embedding", &[(4, 3)], &|dev, mut v| {
             embedding(dev, v.pop().unwrap(), &[2, 0, 2, 3, 2])
         });
+    }
+
+    #[test]
+    fn reductions_match_plain_loops() {
+        for n in [0usize, 1, 7, 8, 9, 64, 67] {
+            let x: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.25).collect();
+            let y: Vec<f32> = (0..n).map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.5).collect();
+            assert!((sum(&x) - x.iter().sum::<f32>()).abs() < 1e-5);
+            assert!((dot(&x, &y) - x.iter().zip(&y).map(|(a, b)| a * b).sum::<f32>()).abs() < 1e-5);
+            assert_eq!(max(&x), x.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        }
     }
 
     #[test]
