@@ -305,6 +305,18 @@ fn cnn_and_transformer_encoders_learn_and_gain_from_pretrained_embeddings() {
             tuned > scratch + 0.05,
             "{enc} with skip-gram embeddings {tuned} vs scratch {scratch}"
         );
+        if enc == "transformer" {
+            // The fused ops split rows over threads: same spec, seed and --jobs ⇒ same bits.
+            let again = run_with(
+                &tmp.path().join("again"),
+                &[("scratch.encoder.type", enc), ("scratch.epochs", "8")],
+            );
+            assert_eq!(
+                stage(&again, "test_scratch")["metrics"],
+                stage(&r, "test_scratch")["metrics"],
+                "transformer training is not reproducible"
+            );
+        }
     }
 }
 
