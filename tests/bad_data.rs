@@ -712,6 +712,23 @@ fn pretraining_on_one_token_lines_says_it_needs_context() {
     stage_fails(&p, &[], "embed", &["no row with two or more tokens", "needs context"]);
 }
 
+#[test]
+fn finetune_from_a_language_model_of_another_shape_names_both_encoders() {
+    let p = project();
+    let spec = format!(
+        "{SPEC}  lm: {{ kind: pretrain, from: seqs, data: [corpus], objective: lm, encoder: {{ type: lstm, dim: 16 }}, epochs: 1 }}\n  \
+         ft: {{ kind: finetune, from: seqs, train: train, init: lm, encoder: {{ type: transformer, dim: 16, heads: 2 }}, epochs: 1 }}\n"
+    );
+    p.write("spec.yaml", &spec);
+    let msg = stage_fails(
+        &p,
+        &[],
+        "ft",
+        &["does not match the encoder", "pretrained by stage `lm`", "use the same `encoder:` block"],
+    );
+    assert!(msg.contains("transformer") && msg.contains("lstm"), "{msg}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Files and workspaces that change or refuse
 

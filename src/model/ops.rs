@@ -60,9 +60,10 @@ impl<'a> View<'a> {
     }
 }
 
-/// Products smaller than this many multiply-adds run on one thread: splitting them costs more
-/// than it saves (measured: the 2048 × 192 × 64 products of a conv layer ran slower on two).
-const PARALLEL_MIN_MACS: usize = 1 << 30;
+/// Products smaller than this many multiply-adds run on one thread: splitting tiny ones (the
+/// per-step and per-head products) costs more than it saves. At 2 threads, splitting from 4 M
+/// up gave the transformer ~5 % and left the others within this machine's run-to-run noise.
+const PARALLEL_MIN_MACS: usize = 4 << 20;
 
 /// `dst (rows × cols, row stride dst_rs) (+)= a · b` with gemm; `threads` > 1 lets gemm split
 /// large products.
