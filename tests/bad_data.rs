@@ -724,7 +724,11 @@ fn finetune_from_a_language_model_of_another_shape_names_both_encoders() {
         &p,
         &[],
         "ft",
-        &["does not match the encoder", "pretrained by stage `lm`", "use the same `encoder:` block"],
+        &[
+            "does not match the encoder",
+            "pretrained by stage `lm`",
+            "use the same `encoder:` block",
+        ],
     );
     assert!(msg.contains("transformer") && msg.contains("lstm"), "{msg}");
 }

@@ -78,15 +78,7 @@ pub fn gemm(dst: &mut [f32], dst_rs: usize, a: View, b: View, accumulate: bool, 
 /// # Safety
 /// `dst` must be valid for writes of `dst_len` floats (and reads, if `accumulate`), and must
 /// not overlap `a` or `b`.
-unsafe fn gemm_raw(
-    dst: *mut f32,
-    dst_len: usize,
-    dst_rs: usize,
-    a: View,
-    b: View,
-    accumulate: bool,
-    threads: usize,
-) {
+unsafe fn gemm_raw(dst: *mut f32, dst_len: usize, dst_rs: usize, a: View, b: View, accumulate: bool, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "gemm: inner sizes differ");
     assert!(a.in_bounds() && b.in_bounds(), "gemm: operand out of bounds");
@@ -282,6 +274,86 @@ pub fn tanh(x: f32) -> f32 {
     1.0 - 2.0 / (1.0 + exp(2.0 * x))
 }
 
+/// Defines `fn $name` that runs its body compiled for AVX2 + FMA when the CPU has them
+/// (checked once and cached by std), else for the baseline target. The build targets baseline
+/// x86-64 (SSE2) so that the binary runs anywhere; these few elementwise kernels are where the
+/// wider vectors pay. Results do not depend on the path: Rust never contracts `a * b + c` into
+/// an FMA by itself, and the reductions use a fixed number of accumulators.
+macro_rules! simd_kernel {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
+        $(#[$m])*
+        #[inline]
+        fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn generic($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn wide($($arg: $ty),*) {
+                    generic($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU supports the features `wide` was compiled for.
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            generic($($arg),*)
+        }
+    };
+}
+
+simd_kernel! {
+    /// One LSTM step of one row: gate pre-activations `g` (`[i f g o]`, 4·h) become
+    /// activations in place; writes the cell state `c`, `tanh(c)` and the hidden state `h`.
+    fn lstm_cell(g: &mut [f32], c_prev: Option<&[f32]>, c: &mut [f32], tc: &mut [f32], h: &mut [f32]) {
+        let hd = c.len();
+        let (ifg, o) = g.split_at_mut(3 * hd);
+        let (if_, gg) = ifg.split_at_mut(2 * hd);
+        if_.iter_mut().chain(o.iter_mut()).for_each(|v| *v = sigmoid(*v));
+        gg.iter_mut().for_each(|v| *v = tanh(*v));
+        let (i, f) = if_.split_at(hd);
+        match c_prev {
+            Some(cp) => {
+                for j in 0..hd {
+                    c[j] = f[j] * cp[j] + i[j] * gg[j];
+                }
+            }
+            None => {
+                for j in 0..hd {
+                    c[j] = i[j] * gg[j];
+                }
+            }
+        }
+        tc.iter_mut().zip(c.iter()).for_each(|(t, c)| *t = tanh(*c));
+        h.iter_mut().zip(tc.iter().zip(o.iter())).for_each(|(h, (t, o))| *h = o * t);
+    }
+}
+
+simd_kernel! {
+    /// The backward pass of [`lstm_cell`] for one row: from `dh` and the carried cell gradient
+    /// `dc` (updated in place to the previous step's), the gate pre-activation gradients `dg`.
+    fn lstm_cell_backward(a: &[f32], c_prev: Option<&[f32]>, tc: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
+        let hd = tc.len();
+        let (i, rest) = a.split_at(hd);
+        let (f, rest) = rest.split_at(hd);
+        let (g, o) = rest.split_at(hd);
+        let (dgi, rest) = dg.split_at_mut(hd);
+        let (dgf, rest) = rest.split_at_mut(hd);
+        let (dgg, dgo) = rest.split_at_mut(hd);
+        for j in 0..hd {
+            let d = dc[j] + dh[j] * o[j] * (1.0 - tc[j] * tc[j]);
+            dgi[j] = d * g[j] * i[j] * (1.0 - i[j]);
+            dgg[j] = d * i[j] * (1.0 - g[j] * g[j]);
+            dgo[j] = dh[j] * tc[j] * o[j] * (1.0 - o[j]);
+            dgf[j] = match c_prev {
+                Some(cp) => d * cp[j] * f[j] * (1.0 - f[j]),
+                None => 0.0,
+            };
+            dc[j] = d * f[j];
+        }
+    }
+}
+
 /// What the LSTM's forward pass keeps for its backward pass, for one chunk of rows.
 struct LstmChunk {
     rows: std::ops::Range<usize>,
@@ -346,24 +418,19 @@ pub fn lstm<T: Tape<f32, Dev> + Merge<T>>(
                         }
                         continue;
                     }
-                    let g = &mut act[at * h4..(at + 1) * h4];
-                    let (ifg, o) = g.split_at_mut(3 * hd);
-                    let (if_, gg) = ifg.split_at_mut(2 * hd);
-                    if_.iter_mut().chain(o.iter_mut()).for_each(|v| *v = sigmoid(*v));
-                    gg.iter_mut().for_each(|v| *v = tanh(*v));
                     let (done, now) = c.split_at_mut(at * hd);
-                    let c_prev = if t == 0 { None } else { Some(&done[(at - 1) * hd..]) };
-                    let now = &mut now[..hd];
-                    for j in 0..hd {
-                        let cp = c_prev.map_or(0.0, |c| c[j]);
-                        now[j] = if_[hd + j] * cp + if_[j] * gg[j];
-                    }
-                    let tc = &mut tanh_c[at * hd..(at + 1) * hd];
-                    tc.iter_mut().zip(now.iter()).for_each(|(t, c)| *t = tanh(*c));
-                    h[at * hd..(at + 1) * hd]
-                        .iter_mut()
-                        .zip(tc.iter().zip(o.iter()))
-                        .for_each(|(h, (t, o))| *h = o * t);
+                    let c_prev = if t == 0 {
+                        None
+                    } else {
+                        Some(&done[(at - 1) * hd..at * hd])
+                    };
+                    lstm_cell(
+                        &mut act[at * h4..(at + 1) * h4],
+                        c_prev,
+                        &mut now[..hd],
+                        &mut tanh_c[at * hd..(at + 1) * hd],
+                        &mut h[at * hd..(at + 1) * hd],
+                    );
                 }
             }
             LstmChunk {
@@ -422,19 +489,18 @@ fn lstm_backward(ch: &LstmChunk, g_out: &[f32], w: &[f32], mask: &[u8], l: usize
                 continue;
             }
             dh_keep[k * hd..(k + 1) * hd].fill(0.0);
-            let a = &ch.act[at * h4..(at + 1) * h4];
-            for j in 0..hd {
-                let (i, f, g, o) = (a[j], a[hd + j], a[2 * hd + j], a[3 * hd + j]);
-                let c_prev = if t == 0 { 0.0 } else { ch.c[(at - 1) * hd + j] };
-                let tc = ch.tanh_c[at * hd + j];
-                let dc = dc_carry[k * hd + j] + dh[j] * o * (1.0 - tc * tc);
-                let dg = &mut d_g[at * h4..(at + 1) * h4];
-                dg[j] = dc * g * i * (1.0 - i);
-                dg[hd + j] = dc * c_prev * f * (1.0 - f);
-                dg[2 * hd + j] = dc * i * (1.0 - g * g);
-                dg[3 * hd + j] = dh[j] * tc * o * (1.0 - o);
-                dc_carry[k * hd + j] = dc * f;
-            }
+            lstm_cell_backward(
+                &ch.act[at * h4..(at + 1) * h4],
+                if t == 0 {
+                    None
+                } else {
+                    Some(&ch.c[(at - 1) * hd..at * hd])
+                },
+                &ch.tanh_c[at * hd..(at + 1) * hd],
+                &dh,
+                &mut dc_carry[k * hd..(k + 1) * hd],
+                &mut d_g[at * h4..(at + 1) * h4],
+            );
         }
         // dh_{t−1} = dG_t · W_hhᵀ for rows that stepped, the carried gradient for the others.
         if t > 0 {
@@ -551,6 +617,46 @@ pub fn conv1d_relu<T: Tape<f32, Dev> + Merge<T>>(
     })
 }
 
+simd_kernel! {
+    /// Softmax of `row · scale` over the keys whose `keep` is 1 (the others get 0), in place.
+    /// Branch-free: masked keys score −1e30 and are zeroed after the exp. A row with no key
+    /// to see ends all zeros (attends to nothing).
+    fn masked_softmax(row: &mut [f32], keep: &[f32], scale: f32) {
+        for (v, &m) in row.iter_mut().zip(keep) {
+            *v = *v * scale + (m - 1.0) * 1e30;
+        }
+        let mx = max(row);
+        for (v, &m) in row.iter_mut().zip(keep) {
+            *v = exp(*v - mx) * m;
+        }
+        let total = sum(row);
+        if total > 0.0 {
+            let inv = 1.0 / total;
+            row.iter_mut().for_each(|v| *v *= inv);
+        }
+    }
+}
+
+simd_kernel! {
+    /// Through a softmax row `p`: `dp ← p ⊙ (dp − ⟨dp, p⟩) · scale`.
+    fn softmax_backward(p: &[f32], dp: &mut [f32], scale: f32) {
+        let d = dot(p, dp);
+        dp.iter_mut().zip(p).for_each(|(g, p)| *g = p * (*g - d) * scale);
+    }
+}
+
+simd_kernel! {
+    /// GELU's tanh term for a slice: `t = tanh(√(2/π)·(x + 0.044715·x³))`.
+    fn gelu_tanh(x: &[f32], t: &mut [f32]) {
+        t.iter_mut()
+            .zip(x)
+            .for_each(|(t, &x)| *t = tanh(GELU_A * (x + GELU_B * x * x * x)));
+    }
+}
+
+const GELU_A: f32 = 0.797_884_6; // √(2/π)
+const GELU_B: f32 = 0.044_715;
+
 /// Multi-head scaled dot-product attention: `qkv` is `(b·l) × 3d` (`[q | k | v]`, heads
 /// side by side within each), returns `(b·l) × d`. Keys at padding positions (`mask` 0) get no
 /// weight; with `causal`, position `i` sees only keys `≤ i` (for next-token objectives).
@@ -596,22 +702,7 @@ pub fn attention<T: Tape<f32, Dev> + Merge<T>>(
                         let keep = &keep[r * l..r * l + seen];
                         let (row, hidden) = p[i * l..(i + 1) * l].split_at_mut(seen);
                         hidden.fill(0.0);
-                        // Branch-free loops (they vectorise): masked keys score −1e30 and are
-                        // zeroed after the exp.
-                        for (v, &m) in row.iter_mut().zip(keep) {
-                            *v = *v * scale + (m - 1.0) * 1e30;
-                        }
-                        let mx = max(row);
-                        for (v, &m) in row.iter_mut().zip(keep) {
-                            *v = exp(*v - mx) * m;
-                        }
-                        let total = sum(row);
-                        if total == 0.0 {
-                            // No visible key (an all-padding row): attend to nothing.
-                            continue;
-                        }
-                        let inv = 1.0 / total;
-                        row.iter_mut().for_each(|v| *v *= inv);
+                        masked_softmax(row, keep, scale);
                     }
                     gemm(
                         &mut out[k * l * d + h * dh..],
@@ -667,10 +758,7 @@ pub fn attention<T: Tape<f32, Dev> + Merge<T>>(
                             1,
                         );
                         for i in 0..l {
-                            let pr = &p[i * l..(i + 1) * l];
-                            let dr = &mut dp[i * l..(i + 1) * l];
-                            let dot = dot(pr, dr);
-                            dr.iter_mut().zip(pr).for_each(|(g, p)| *g = p * (*g - dot) * scale);
+                            softmax_backward(&p[i * l..(i + 1) * l], &mut dp[i * l..(i + 1) * l], scale);
                         }
                         // dQ = dS K; dK = dSᵀ Q
                         gemm(
@@ -856,16 +944,14 @@ pub fn gelu<T: Tape<f32, Dev> + Merge<T>>(
     dev: &Dev,
     x: Tensor<(usize, usize), f32, Dev, T>,
 ) -> Tensor<(usize, usize), f32, Dev, T> {
-    const A: f32 = 0.797_884_6; // √(2/π)
-    const B: f32 = 0.044_715;
+    const A: f32 = GELU_A;
+    const B: f32 = GELU_B;
     let shape = *x.shape();
     let xv = values(&x);
     let mut th = vec![0.0f32; xv.len()];
-    th.par_chunks_mut(4096).zip(xv.par_chunks(4096)).for_each(|(t, x)| {
-        t.iter_mut()
-            .zip(x)
-            .for_each(|(t, &x)| *t = tanh(A * (x + B * x * x * x)))
-    });
+    th.par_chunks_mut(4096)
+        .zip(xv.par_chunks(4096))
+        .for_each(|(t, x)| gelu_tanh(x, t));
     let y: Vec<f32> = xv.iter().zip(&th).map(|(&x, &t)| 0.5 * x * (1.0 + t)).collect();
     attach(dev, vec![x], y, shape, move |dy: &[f32]| {
         let dx: Vec<f32> = xv
