@@ -3,7 +3,7 @@
 //! `h·W_hh`, rows split over threads). The input projection for all time steps is one dfdx
 //! matmul before it. Gate order in `W_ih`, `W_hh`, `b`: input, forget, cell, output (PyTorch's).
 //! Padding positions carry the state over, so the state at the last position is the state after
-//! the last real token whatever the padding side. The finite-difference tests in `ops.rs` and
+//! the last real token whatever the padding side. The finite-difference tests in `ops/mod.rs` and
 //! `classifier.rs` cover this encoder.
 
 use dfdx::prelude::*;

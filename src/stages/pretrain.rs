@@ -183,7 +183,6 @@ impl Stage for Pretrain {
             ("batch_size", self.batch_size.is_some()),
             ("max_len", self.max_len.is_some()),
             ("candidates", self.candidates.is_some()),
-            ("mask_prob", self.mask_prob.is_some()),
         ] {
             if set && !lm {
                 v.push((f.into(), format!("`{f}` applies to the lm and mlm objectives only")));
