@@ -305,6 +305,34 @@ fn cnn_and_transformer_encoders_learn_and_gain_from_pretrained_embeddings() {
             tuned > scratch + 0.05,
             "{enc} with skip-gram embeddings {tuned} vs scratch {scratch}"
         );
+        // The trained model is usable: predict through the spec, and from an exported folder.
+        let spec = quickstart();
+        let mut args: Vec<String> = vec!["predict".into(), spec.to_str().unwrap().into(), "tuned".into()];
+        args.extend(sets(&[("scratch.encoder.type", enc), ("tuned.encoder.type", enc)]));
+        args.extend(sets(&[("scratch.epochs", "8"), ("tuned.epochs", "8")]));
+        args.extend([
+            "i think this blender is superb".into(),
+            "the charger arrived flimsy and dreadful".into(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let w = tmp.path().join(enc);
+        let (code, out, err) = ws(&w, &args);
+        assert_eq!(code, 0, "{enc} predict: {err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[1].contains(",positive,") && lines[2].contains(",negative,"),
+            "{enc}: {out}"
+        );
+        let mut export = args[..3].to_vec();
+        export[0] = "export";
+        let dir = tmp.path().join(format!("{enc}-model"));
+        export.extend(["--out", dir.to_str().unwrap()]);
+        export.extend(&args[3..11]);
+        let (code, _, err) = ws(&w, &export);
+        assert_eq!(code, 0, "{enc} export: {err}");
+        let (code, out2, err) = ws(&w, &["predict", "--model", dir.to_str().unwrap(), args[11], args[12]]);
+        assert_eq!(code, 0, "{enc} predict --model: {err}");
+        assert_eq!(out2, out, "{enc}: the exported model predicts differently");
         if enc == "transformer" {
             // The fused ops split rows over threads: same spec, seed and --jobs ⇒ same bits.
             let again = run_with(
