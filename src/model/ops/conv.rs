@@ -29,19 +29,11 @@ pub fn conv1d_relu<T: Tape<f32, Dev> + Merge<T>>(
     let xv = values(&x);
     let wv = values(&w);
     let bv = values(&bias);
-    let left = (k - 1) / 2;
     // im2col: row (r, t) holds the k token vectors of its window.
     let mut cols = vec![0.0f32; n * kd];
     cols.par_chunks_mut(l * kd).enumerate().for_each(|(r, rc)| {
-        for t in 0..l {
-            for o in 0..k {
-                let Some(s) = (t + o).checked_sub(left).filter(|&s| s < l) else {
-                    continue;
-                };
-                if mask[r * l + s] != 0 {
-                    rc[t * kd + o * d..t * kd + (o + 1) * d].copy_from_slice(&xv[(r * l + s) * d..(r * l + s + 1) * d]);
-                }
-            }
+        for (t, o, s) in window_slots(&mask[r * l..(r + 1) * l], k) {
+            rc[t * kd + o * d..t * kd + (o + 1) * d].copy_from_slice(&xv[(r * l + s) * d..(r * l + s + 1) * d]);
         }
     });
     let mut y = vec![0.0f32; n * f];
@@ -82,18 +74,27 @@ pub fn conv1d_relu<T: Tape<f32, Dev> + Merge<T>>(
         // col2im: each window slot adds back into the token it was copied from.
         let mut d_x = vec![0.0f32; n * d];
         d_x.par_chunks_mut(l * d).enumerate().for_each(|(r, dx)| {
-            for t in 0..l {
-                for o in 0..k {
-                    let Some(s) = (t + o).checked_sub(left).filter(|&s| s < l) else {
-                        continue;
-                    };
-                    if mask[r * l + s] != 0 {
-                        let src = &d_cols[(r * l + t) * kd + o * d..(r * l + t) * kd + (o + 1) * d];
-                        dx[s * d..(s + 1) * d].iter_mut().zip(src).for_each(|(a, b)| *a += b);
-                    }
-                }
+            for (t, o, s) in window_slots(&mask[r * l..(r + 1) * l], k) {
+                let src = &d_cols[(r * l + t) * kd + o * d..(r * l + t) * kd + (o + 1) * d];
+                dx[s * d..(s + 1) * d].iter_mut().zip(src).for_each(|(a, b)| *a += b);
             }
         });
         vec![Some(d_x), Some(d_w), Some(d_bias)]
+    })
+}
+
+/// The filled slots of one row's windows: `(t, o, s)` = window at `t`, offset `o` holds the
+/// real token at position `s` ("same" padding; positions outside the row or masked are left
+/// empty, i.e. zero). The forward pass copies along these slots, the backward adds back.
+fn window_slots(mask: &[u8], k: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    let l = mask.len();
+    let left = (k - 1) / 2;
+    (0..l).flat_map(move |t| {
+        (0..k).filter_map(move |o| {
+            (t + o)
+                .checked_sub(left)
+                .filter(|&s| s < l && mask[s] != 0)
+                .map(|s| (t, o, s))
+        })
     })
 }
