@@ -30,6 +30,17 @@ pub enum EncoderType {
     Transformer,
 }
 
+impl EncoderType {
+    pub fn name(self) -> &'static str {
+        match self {
+            EncoderType::Bag => "bag",
+            EncoderType::Lstm => "lstm",
+            EncoderType::Cnn => "cnn",
+            EncoderType::Transformer => "transformer",
+        }
+    }
+}
+
 /// Pre-norm (`x + f(LN(x))`, stable with larger rates) or post-norm (`LN(x + f(x))`, BERT's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -115,12 +126,7 @@ impl EncoderSpec {
     }
 
     pub fn name(&self) -> &'static str {
-        match self.kind {
-            EncoderType::Bag => "bag",
-            EncoderType::Lstm => "lstm",
-            EncoderType::Cnn => "cnn",
-            EncoderType::Transformer => "transformer",
-        }
+        self.kind.name()
     }
 
     /// Width of each position's state.
@@ -147,40 +153,23 @@ impl EncoderSpec {
         if !(2..=1024).contains(&self.dim) {
             bad("dim", format!("dim {} is out of range: expected 2..=1024", self.dim));
         }
-        let only = |f: &str, set: bool, kinds: &[EncoderType], what: &str| -> Option<String> {
-            (set && !kinds.contains(&self.kind)).then(|| format!("`{f}` applies to {what} encoders only, not {t}"))
-        };
-        for (f, set, kinds, what) in [
-            ("filters", self.filters.is_some(), &[EncoderType::Cnn][..], "cnn"),
-            ("kernel", self.kernel.is_some(), &[EncoderType::Cnn][..], "cnn"),
-            (
-                "layers",
-                self.layers.is_some(),
-                &[EncoderType::Transformer][..],
-                "transformer",
-            ),
-            (
-                "heads",
-                self.heads.is_some(),
-                &[EncoderType::Transformer][..],
-                "transformer",
-            ),
-            ("ff", self.ff.is_some(), &[EncoderType::Transformer][..], "transformer"),
-            (
-                "norm",
-                self.norm.is_some(),
-                &[EncoderType::Transformer][..],
-                "transformer",
-            ),
-            (
-                "positions",
-                self.positions.is_some(),
-                &[EncoderType::Transformer][..],
-                "transformer",
-            ),
+        // Options that belong to one encoder type.
+        for (f, set, owner) in [
+            ("filters", self.filters.is_some(), EncoderType::Cnn),
+            ("kernel", self.kernel.is_some(), EncoderType::Cnn),
+            ("layers", self.layers.is_some(), EncoderType::Transformer),
+            ("heads", self.heads.is_some(), EncoderType::Transformer),
+            ("ff", self.ff.is_some(), EncoderType::Transformer),
+            ("norm", self.norm.is_some(), EncoderType::Transformer),
+            ("positions", self.positions.is_some(), EncoderType::Transformer),
         ] {
-            if let Some(m) = only(f, set, kinds, what) {
-                bad(f, m);
+            if set && self.kind != owner {
+                let owner = EncoderSpec {
+                    kind: owner,
+                    ..self.clone()
+                }
+                .name();
+                bad(f, format!("`{f}` applies to {owner} encoders only, not {t}"));
             }
         }
         let r = self.resolved();
