@@ -397,7 +397,12 @@ fn trained_model_dir(workspace: &Path, spec_path: &Path, stage: &str, sets: &[St
             spec_path.display()
         )));
     }
-    Ok(ws.store.files_dir(&p.key))
+    ws.store.verified_files(&p.key).map_err(|e| {
+        Failure::Failed(format!(
+            "error: {e:#}; run `warmstart run {}` to recompute it",
+            spec_path.display()
+        ))
+    })
 }
 
 fn predict(

@@ -113,10 +113,51 @@ pub fn check(spec: &Spec) -> Result<(), SpecErrors> {
             }
         }
     }
+    for s in &spec.stages {
+        for held in s.stage.held_refs() {
+            let Some((holder, held_names)) = holds(spec, &held.via, 0) else {
+                continue; // unknown `via` is reported above
+            };
+            if !held_names.contains(&held.name) {
+                let what = if spec.datasets.contains_key(&held.name) {
+                    format!("dataset `{}` is not encoded by tokenize stage `{holder}`", held.name)
+                } else {
+                    format!("unknown dataset `{}`", held.name)
+                };
+                errors.push(spec.error_at(
+                    &format!("stages.{}.{}", s.name, held.field),
+                    format!(
+                        "{what}, so `{}` will not hold it; `{holder}` encodes: {} (add it to `{holder}.encode`)",
+                        held.via,
+                        names(held_names.iter())
+                    ),
+                ));
+            }
+        }
+    }
     if !errors.is_empty() {
         return Err(SpecErrors(errors));
     }
     Dag::build(spec).map(|_| ())
+}
+
+/// The datasets held by stage `name`'s artefact and the stage that decided them, following
+/// stages that pass their input's datasets through (pad) up to the one that names them.
+fn holds<'a>(spec: &'a Spec, name: &'a str, depth: usize) -> Option<(&'a str, Vec<String>)> {
+    let s = spec.stage(name)?;
+    if let Some(v) = s.stage.holds() {
+        return Some((&s.name, v));
+    }
+    if depth > spec.stages.len() {
+        return None; // a cycle, reported by Dag::build
+    }
+    let up = s
+        .stage
+        .inputs()
+        .into_iter()
+        .find(|i| matches!(i.want, Want::Stage(_)) && spec.stage(&i.name).is_some())?;
+    let up_name = &spec.stage(&up.name)?.name;
+    holds(spec, up_name, depth + 1)
 }
 
 fn names<'a>(it: impl Iterator<Item = &'a String>) -> String {

@@ -60,7 +60,15 @@ impl Metrics {
                 }
             })
             .collect();
-        let present: Vec<&ClassMetrics> = per_class.iter().filter(|m| m.support > 0).collect();
+        // As scikit-learn's `f1_score(average="macro")`: every class that occurs in the truth
+        // *or* the predictions. A class predicted but never true has F1 0 and must pull the
+        // mean down; averaging only true classes hid such mistakes.
+        let present: Vec<&ClassMetrics> = per_class
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| m.support > 0 || (0..c).any(|r| confusion[r][*i] > 0))
+            .map(|(_, m)| m)
+            .collect();
         let macro_f1 = present.iter().map(|m| m.f1).sum::<f64>() / present.len().max(1) as f64;
         let majority = per_class.iter().map(|m| m.support).max().unwrap_or(0);
         Metrics {
@@ -100,5 +108,24 @@ mod tests {
         assert!((m.per_class[0].precision - 0.5).abs() < 1e-9);
         assert!((m.per_class[1].recall - 2.0 / 3.0).abs() < 1e-9);
         assert!((m.majority_baseline - 0.75).abs() < 1e-9);
+    }
+
+    /// Figures from scikit-learn 1.5 (`f1_score(y, p, average="macro")`, `accuracy_score`) for
+    /// y = [0,0,1,1,2], p = [0,2,1,2,2] with three labels, and for a class that is predicted but
+    /// never true: y = [0,0,0,1], p = [0,2,0,1] → macro-F1 0.6 (sklearn's labels are the union).
+    #[test]
+    fn macro_f1_matches_scikit_learn() {
+        let labels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let onehot = |p: &[usize]| -> Vec<Vec<f32>> {
+            p.iter()
+                .map(|&k| (0..3).map(|i| if i == k { 1.0 } else { 0.0 }).collect())
+                .collect()
+        };
+        let m = Metrics::compute(&onehot(&[0, 2, 1, 2, 2]), &[0, 0, 1, 1, 2], &labels);
+        // per-class F1: a 2/3, b 2/3, c 1/2 → 0.6111…
+        assert!((m.macro_f1 - 0.611_111_111).abs() < 1e-6, "{}", m.macro_f1);
+        let m = Metrics::compute(&onehot(&[0, 2, 0, 1]), &[0, 0, 0, 1], &labels);
+        // a: p 1, r 2/3 → 0.8; b: 1.0; c (predicted once, never true): 0 → 1.8 / 3
+        assert!((m.macro_f1 - 0.6).abs() < 1e-9, "{}", m.macro_f1);
     }
 }

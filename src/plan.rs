@@ -11,6 +11,7 @@
 //! | nothing                             | none                                    | fresh                       |
 //! | a dataset's mtime only (`touch`)    | none (content hash is the same)         | fresh                       |
 //! | a dataset's content                 | its readers and everything downstream   | input file `P` changed      |
+//! | a dataset's path only (moved, same bytes) | none (the path is not in the key) | fresh                     |
 //! | a parameter of stage S              | S and everything downstream             | param `X` changed (a → b)   |
 //! | an upstream stage's key             | this stage                              | upstream stage `U` changed  |
 //! | the seed                            | stages that use the seed, and downstream| seed changed (a → b)        |
@@ -52,8 +53,13 @@ pub struct InputPrint {
 }
 
 impl Fingerprint {
+    /// The blake3 of the fingerprint *without* dataset paths: a dataset is identified by its
+    /// content and how it is read, so moving or renaming a file with the same bytes reruns
+    /// nothing. The path stays in the recorded fingerprint only to name the file in reasons.
     pub fn key(&self) -> String {
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        let mut keyed = self.clone();
+        keyed.inputs.values_mut().for_each(|i| i.path = None);
+        let bytes = serde_json::to_vec(&keyed).unwrap_or_default();
         blake3::hash(&bytes).to_hex().to_string()
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use tokenizers::Tokenizer;
 
@@ -35,8 +35,16 @@ impl Predictor {
     pub fn from_dir(dir: &Path) -> Result<Predictor> {
         let dev = Dev::default();
         let model = load_model(&dev, dir)?;
-        let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| anyhow!("cannot load {}: {e}", dir.join("tokenizer.json").display()))?;
+        let tp = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&tp).map_err(|e| anyhow!("cannot load {}: {e}", tp.display()))?;
+        let vocab = tokenizer.get_vocab_size(true);
+        if vocab > model.cfg.vocab_size {
+            bail!(
+                "{} has {vocab} tokens but the model's embedding has {} rows: the folder mixes a tokenizer and a model that were not trained together",
+                tp.display(),
+                model.cfg.vocab_size
+            );
+        }
         Ok(Predictor { dev, model, tokenizer })
     }
 

@@ -38,15 +38,12 @@ pub fn rows(study: &Study, plan: &Plan, ws: &Workspace) -> Vec<Row> {
     let mut out = Vec::new();
     for p in plan.all().filter(|p| p.fingerprint.kind == "evaluate") {
         let spec = &study.variants[p.variant];
+        // Only verified entries are reported; a corrupt one reads as "not run".
         let read = |key: &str, file: &str| -> Option<Value> {
-            let bytes = std::fs::read(ws.store.files_dir(key).join(file)).ok()?;
+            let bytes = std::fs::read(ws.store.verified_files(key).ok()?.join(file)).ok()?;
             serde_json::from_slice(&bytes).ok()
         };
-        let metrics = if ws.store.lookup(&p.key).is_some() {
-            read(&p.key, "metrics.json")
-        } else {
-            None
-        };
+        let metrics = read(&p.key, "metrics.json");
         let model_stage = p.fingerprint.params["model"].as_str().unwrap_or_default().to_string();
         let history = p
             .fingerprint
@@ -191,7 +188,10 @@ fn data_sizes(plan: &Plan, ws: &Workspace) -> Vec<(String, u64)> {
         .all()
         .filter(|p| p.fingerprint.kind == "tokenize" && p.variant == 0)
     {
-        if let Ok(meta) = crate::stages::tokenize::read_meta(&ws.store.files_dir(&p.key)) {
+        let Ok(files) = ws.store.verified_files(&p.key) else {
+            continue;
+        };
+        if let Ok(meta) = crate::stages::tokenize::read_meta(&files) {
             return meta.datasets.iter().map(|(k, v)| (k.clone(), v.rows as u64)).collect();
         }
     }
@@ -518,7 +518,10 @@ fn html(study: &Study, plan: &Plan, ws: &Workspace, rows: &[Row]) -> String {
     // Pretraining curves.
     let mut pre_series = Vec::new();
     for p in plan.all().filter(|p| p.fingerprint.kind == "pretrain") {
-        let Ok(bytes) = std::fs::read(ws.store.files_dir(&p.key).join("encoder.json")) else {
+        let Ok(files) = ws.store.verified_files(&p.key) else {
+            continue;
+        };
+        let Ok(bytes) = std::fs::read(files.join("encoder.json")) else {
             continue;
         };
         let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {

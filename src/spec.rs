@@ -504,7 +504,16 @@ impl Study {
                         }
                     }
                     if raw.repeats > 1 {
-                        let seed = base_seed + r;
+                        let Some(seed) = base_seed.checked_add(r) else {
+                            return Err(fail(
+                                "repeats",
+                                spans.find("repeats"),
+                                format!(
+                                    "seed {base_seed} plus {} repeats overflows a 64-bit seed; use a smaller seed",
+                                    raw.repeats
+                                ),
+                            ));
+                        };
                         parts.push(format!("seed={seed}"));
                         def.push(("seed".into(), seed.to_string()));
                         over.push((

@@ -126,6 +126,15 @@ impl Store {
         Ok(meta)
     }
 
+    /// The `files/` folder of an entry after checking every file against its checksum: the
+    /// one way for anything (run, predict, export, report) to read a cached artefact, so that
+    /// a truncated or edited entry is never used as if it were what the key promises.
+    pub fn verified_files(&self, key: &str) -> Result<PathBuf> {
+        self.verify(key)
+            .with_context(|| format!("store entry {} is not intact", self.entry_dir(key).display()))?;
+        Ok(self.files_dir(key))
+    }
+
     /// Checks an entry's files against its checksums. `Ok(())` when intact.
     pub fn verify(&self, key: &str) -> Result<()> {
         let Some(meta) = self.lookup(key) else {
@@ -245,7 +254,13 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Replaces a small file atomically (temp file beside it, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+    // NamedTempFile's default mode is 0600 (right for secrets, wrong for reports and exported
+    // models that colleagues and web servers read): ask for 0666 and let the umask decide, as
+    // `File::create` does.
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path)

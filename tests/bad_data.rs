@@ -16,7 +16,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{gen_corpus, gen_csv, stage, statuses, Lcg, Project};
+use common::{gen_corpus, gen_csv, skip, stage, statuses, Lcg, Project};
 use serde_json::Value;
 
 /// The spec most cases use. `side_tok` reads only `side.txt`, which no case breaks, so that a
@@ -788,16 +788,31 @@ fn read_only_workspace_names_the_path() {
     let p = project();
     let r1 = run_ok(&p, &[]);
     set_writable(&p.ws(), false);
-    let probe = p.ws().join("probe");
-    if std::fs::write(&probe, "x").is_ok() {
-        let _ = std::fs::remove_file(&probe);
-        set_writable(&p.ws(), true);
-        println!("skipped read_only_workspace_names_the_path: this user (root?) can write to read-only folders");
-        return;
-    }
     let st = p.status_json("spec.yaml", &["--set", "clf.epochs=3"]);
     let new_key = stage(&st, "clf")["key"].as_str().unwrap().to_string();
-    let (code, out, err) = p.run(&["run", "spec.yaml", "--set", "clf.epochs=3"]);
+    let args = ["run", "spec.yaml", "--set", "clf.epochs=3"];
+    let probe = p.ws().join("probe");
+    let (code, out, err) = if std::fs::write(&probe, "x").is_ok() {
+        // Root writes into read-only folders: run this one as `nobody` instead (CI runs as root).
+        let _ = std::fs::remove_file(&probe);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(p.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        match p.run_unprivileged(&args) {
+            Some(r) => r,
+            None => {
+                set_writable(&p.ws(), true);
+                skip(
+                    "read_only_workspace_names_the_path",
+                    "this user can write to read-only folders and setpriv is not available",
+                );
+                return;
+            }
+        }
+    } else {
+        p.run(&args)
+    };
     assert_no_panic("run on a read-only workspace", &out, &err);
     assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains(&p.ws().display().to_string()), "{err}");
@@ -846,4 +861,131 @@ fn predict_input_with_only_a_header() {
     let (code, out, err) = p.run(&["predict", "spec.yaml", "clf", "--input", "new.csv"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("the film was great"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// broken model folders, unchecked references, moved data
+
+/// Exports `clf` to `model/` and returns its path.
+fn exported(p: &Project) -> std::path::PathBuf {
+    run_ok(p, &[]);
+    let (code, _, err) = p.run(&["export", "spec.yaml", "clf", "--out", "model"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = p.run(&["predict", "--model", "model", "a fine film"]);
+    assert_eq!(code, 0, "the intact export must predict: {err}");
+    for f in ["model.json", "model.safetensors", "tokenizer.json"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(p.path().join("model").join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o044,
+            0o044,
+            "exported {f} must be readable by others (mode {mode:o})"
+        );
+    }
+    p.path().join("model")
+}
+
+/// `predict --model` on a folder with one broken file: exit 1 or 2, a message naming the
+/// file, never a panic (exit 101).
+fn predict_on_broken_folder(p: &Project, file: &str, needles: &[&str]) {
+    let (code, out, err) = p.run(&["predict", "--model", "model", "a fine film"]);
+    assert_no_panic(&format!("predict with a broken {file}"), &out, &err);
+    assert!(code == 1 || code == 2, "broken {file}: exit {code}\n{err}");
+    assert!(err.contains(file), "the message should name {file}:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "broken {file}: stderr should contain {n:?}:\n{err}");
+    }
+}
+
+#[test]
+fn predict_on_a_truncated_safetensors_file() {
+    let p = project();
+    let m = exported(&p);
+    let bytes = std::fs::read(m.join("model.safetensors")).unwrap();
+    std::fs::write(m.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    predict_on_broken_folder(&p, "model.safetensors", &[]);
+}
+
+#[test]
+fn predict_on_a_model_json_without_labels() {
+    let p = project();
+    let m = exported(&p);
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(m.join("model.json")).unwrap()).unwrap();
+    cfg["labels"] = serde_json::json!([]);
+    std::fs::write(m.join("model.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    predict_on_broken_folder(&p, "model.json", &["no labels"]);
+    // Two labels where the head was trained for two, but a third added: the head does not fit.
+    cfg["labels"] = serde_json::json!(["neg", "pos", "meh"]);
+    std::fs::write(m.join("model.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    predict_on_broken_folder(&p, "model.json", &["needs 1×3"]);
+    // A max_len that leaves no room for the [CLS] token.
+    cfg["labels"] = serde_json::json!(["neg", "pos"]);
+    cfg["shape"]["max_len"] = serde_json::json!(0);
+    cfg["shape"]["add_cls"] = serde_json::json!(true);
+    std::fs::write(m.join("model.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    predict_on_broken_folder(&p, "model.json", &["max_len"]);
+}
+
+#[test]
+fn predict_with_a_tokenizer_larger_than_the_embedding() {
+    let p = project();
+    let m = exported(&p);
+    // The side tokenizer (64 tokens) is smaller; train a bigger one and swap it in.
+    p.write(
+        "big.yaml",
+        &SPEC
+            .replace("name: bd", "name: big")
+            .replace("vocab_size: 120", "vocab_size: 400"),
+    );
+    let (code, out, err) = p.run(&["run", "big.yaml", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    let tok_key = stage(&r, "tok")["key"].as_str().unwrap().to_string();
+    std::fs::copy(p.files(&tok_key).join("tokenizer.json"), m.join("tokenizer.json")).unwrap();
+    predict_on_broken_folder(&p, "tokenizer.json", &["embedding"]);
+}
+
+#[test]
+fn a_typo_in_a_dataset_read_from_a_pad_stage_fails_validation_with_the_line() {
+    for (from, to, field) in [
+        ("train: train, encoder", "train: trian, encoder", "stages.clf.train"),
+        ("data: test }", "data: tset }", "stages.ev.data"),
+    ] {
+        let p = project();
+        p.write("spec.yaml", &SPEC.replace(from, to));
+        let err = rejected_before_running(&p, &[field, "tok", "encodes"]);
+        assert!(err.contains("spec.yaml:"), "should give file:line: {err}");
+        assert!(store_entries(&p).is_empty());
+    }
+    // A dataset that exists but that the tokenizer does not encode.
+    let p = project();
+    p.write("spec.yaml", &SPEC.replace("data: test }", "data: side }"));
+    rejected_before_running(&p, &["stages.ev.data", "not encoded by tokenize stage `tok`"]);
+}
+
+#[test]
+fn a_moved_dataset_with_the_same_bytes_reruns_nothing() {
+    let p = project();
+    let r1 = run_ok(&p, &[]);
+    std::fs::create_dir(p.path().join("data")).unwrap();
+    std::fs::rename(p.path().join("train.csv"), p.path().join("data/train-v1.csv")).unwrap();
+    p.write("spec.yaml", &SPEC.replace("path: train.csv", "path: data/train-v1.csv"));
+    let r2 = run_ok(&p, &[]);
+    for s in r2["stages"].as_array().unwrap() {
+        assert_eq!(s["status"], "cached", "{s}");
+        assert_eq!(s["key"], stage(&r1, s["name"].as_str().unwrap())["key"]);
+    }
+}
+
+#[test]
+fn repeats_that_overflow_the_seed_are_a_spec_error() {
+    let p = project();
+    p.write(
+        "spec.yaml",
+        &format!("{}repeats: 3\n", SPEC.replace("seed: 5", "seed: 18446744073709551614")),
+    );
+    rejected_before_running(&p, &["repeats", "overflows"]);
 }

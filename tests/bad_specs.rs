@@ -891,3 +891,45 @@ fn layer_rate_decay_below_one() {
         &["layer_lr_decay must be ≥ 1"],
     );
 }
+
+/// Every accepted parameter has an effect: one that would be silently ignored (and yet change
+/// the cache key) is rejected, naming the field, its line and what it needs.
+#[test]
+fn parameters_without_effect_are_rejected() {
+    let p = Project::new();
+    let clf = |extra: &str| {
+        format!(
+            "{SPEC}  clf: {{ kind: finetune, from: seqs, train: train, encoder: {{ type: bag, dim: 8 }}, {extra} }}\n"
+        )
+    };
+    bad_spec(
+        &p,
+        &clf("weight_decay: 0.01"),
+        "stages.clf.weight_decay",
+        Some("weight_decay"),
+        &["optimizer: adamw"],
+    );
+    bad_spec(
+        &p,
+        &clf("patience: 4"),
+        "stages.clf.patience",
+        Some("patience"),
+        &["`dev`"],
+    );
+    let fx = format!(
+        "{SPEC}  emb: {{ kind: pretrain, from: tok, data: [corpus] }}\n  fx: {{ kind: feature-extract, from: seqs, encoder: emb, train: train, hidden: 32 }}\n"
+    );
+    bad_spec(&p, &fx, "stages.fx.hidden", Some("hidden: 32"), &["head: mlp"]);
+    let lm = format!(
+        "{SPEC}  emb: {{ kind: pretrain, from: seqs, data: [corpus], objective: lm, encoder: {{ type: lstm, dim: 8 }}, window: 3 }}\n"
+    );
+    bad_spec(&p, &lm, "stages.emb.window", Some("window: 3"), &["cbow and skipgram"]);
+    let uni = SPEC.replace("algorithm: wordpiece", "algorithm: unigram\n    min_frequency: 3");
+    bad_spec(
+        &p,
+        &uni,
+        "stages.tok.min_frequency",
+        Some("min_frequency"),
+        &["unigram"],
+    );
+}

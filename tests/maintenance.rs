@@ -87,6 +87,12 @@ fn verify_detects_corruption_and_run_recomputes_it() {
         .unwrap()
         .iter()
         .any(|s| s["name"] == "seqs" && s["reasons"][0].as_str().unwrap().contains("corrupt")));
+    // The recomputed entry holds the original bytes again (not merely the same cached metrics,
+    // which downstream entries that never reran would report anyway).
+    assert!(
+        std::fs::read(&f).unwrap() == bytes,
+        "the rerun of `seqs` wrote other bytes"
+    );
     assert_eq!(metrics(&again), metrics(&first));
     let (code, out, _) = warmstart(&ws, &["verify"]);
     assert_eq!(code, 0, "{out}");

@@ -162,6 +162,64 @@ impl Classifier {
         Ok(Classifier { cfg, params })
     }
 
+    /// A classifier from a loaded `model.json` and weights, checked against each other: the
+    /// config must be usable (labels, shape, encoder sizes) and the weights must be exactly the
+    /// tensors, of exactly the shapes, that this config builds. Without this, a folder whose
+    /// files came from different models panicked deep inside a matmul.
+    pub fn from_parts(dev: &Dev, cfg: ModelConfig, params: Params) -> Result<Classifier> {
+        if cfg.labels.is_empty() {
+            bail!("the model config has no labels (`labels: []`)");
+        }
+        let min_len = 1 + usize::from(cfg.shape.add_cls);
+        if cfg.shape.max_len < min_len {
+            bail!(
+                "the model config's max_len is {} but must be at least {min_len}",
+                cfg.shape.max_len
+            );
+        }
+        if let Some((field, msg)) = cfg.encoder.problems().into_iter().next() {
+            bail!("the model config's encoder is invalid: {field}: {msg}");
+        }
+        if cfg.hidden > 65536 {
+            bail!("the model config's hidden width {} is out of range", cfg.hidden);
+        }
+        // Sizes come from the (untrusted) config: compare the embedding with the weights
+        // before building anything of the config's size.
+        let emb = params.get("encoder.embedding")?.shape();
+        if emb.0 != cfg.vocab_size {
+            bail!(
+                "the config says vocab_size {} but encoder.embedding has {} rows",
+                cfg.vocab_size,
+                emb.0
+            );
+        }
+        let expected = Classifier::new(dev, cfg, None, 0)?;
+        for (name, t) in &expected.params.tensors {
+            match params.tensors.get(name) {
+                None => bail!("the weights lack `{name}`, which this config needs"),
+                Some(have) if have.shape() != t.shape() => bail!(
+                    "`{name}` is {}×{} but this config needs {}×{}",
+                    have.shape().0,
+                    have.shape().1,
+                    t.shape().0,
+                    t.shape().1
+                ),
+                Some(_) => {}
+            }
+        }
+        if let Some(extra) = params
+            .tensors
+            .keys()
+            .find(|k| !expected.params.tensors.contains_key(*k))
+        {
+            bail!("the weights have `{extra}`, which this config does not use");
+        }
+        Ok(Classifier {
+            cfg: expected.cfg,
+            params,
+        })
+    }
+
     /// A parameter entering a graph with tape type `T`: `OwnedTape` records its gradient,
     /// `NoneTape` (inference, frozen features) does not.
     fn param<T: Tape<f32, Dev> + Default>(&self, name: &str) -> Result<Tensor<(usize, usize), f32, Dev, T>> {

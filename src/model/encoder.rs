@@ -281,6 +281,12 @@ impl EncoderSpec {
         l: usize,
         causal: bool,
     ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
+        let vocab = p("encoder.embedding")?.shape().0;
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            anyhow::bail!(
+                "token id {bad} is outside the embedding table ({vocab} rows): the sequences were encoded by another tokenizer than the model's"
+            );
+        }
         let s = self.resolved();
         Ok(match s.kind {
             EncoderType::Bag => bag::states(dev, p("encoder.embedding")?, ids, b, l),

@@ -84,7 +84,16 @@ pub fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
 ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
     let heads = s.heads.unwrap_or(4);
     let pre = s.norm == Some(Norm::Pre);
-    let pos: Vec<u32> = (0..b * l).map(|i| (i % l) as u32).collect();
+    // Positions count from each row's first real token, so `padding: pre` (which shifts the
+    // text right) gives a text the same positions as `padding: post`; padding before the text
+    // gets position 0 (it is masked out of attention anyway).
+    let mut pos = vec![0u32; b * l];
+    for (row, m) in pos.chunks_mut(l).zip(mask.chunks(l)) {
+        let first = m.iter().position(|&v| v != 0).unwrap_or(l);
+        for (t, p) in row.iter_mut().enumerate().skip(first) {
+            *p = (t - first) as u32;
+        }
+    }
     let x = ops::add(
         dev,
         ops::embedding(dev, p("encoder.embedding")?, ids),

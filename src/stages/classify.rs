@@ -200,6 +200,13 @@ pub fn load_model(dev: &Dev, dir: &Path) -> Result<Classifier> {
     let cfg: ModelConfig =
         serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?)
             .with_context(|| format!("{} is not a warmstart model config", p.display()))?;
-    let params = Params::load(dev, &dir.join("model.safetensors"))?;
-    Ok(Classifier { cfg, params })
+    let w = dir.join("model.safetensors");
+    let params = Params::load(dev, &w)?;
+    Classifier::from_parts(dev, cfg, params).with_context(|| {
+        format!(
+            "{} does not match {}: the folder mixes files of different models",
+            w.display(),
+            p.display()
+        )
+    })
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::classify::{self, labelled, load_model};
 use super::pad::{PadMeta, Shape};
-use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
+use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::model::classifier::ModelConfig;
 use crate::model::Dev;
 
@@ -81,6 +81,10 @@ impl Stage for Evaluate {
                 want: Want::Stage(&["pad"]),
             },
         ]
+    }
+
+    fn held_refs(&self) -> Vec<HeldRef> {
+        vec![HeldRef::new("data", &self.data, &self.from)]
     }
 
     fn params(&self) -> serde_json::Value {

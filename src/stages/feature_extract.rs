@@ -10,14 +10,16 @@ use serde::{Deserialize, Serialize};
 
 use super::classify::{self, config_from, save_model};
 use super::finetune::check_training;
-use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
+use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::model::classifier::{Classifier, TrainSettings};
 use crate::model::pool::Pooling;
 use crate::model::Dev;
 
 pub const KIND: Kind = Kind {
     name: "feature-extract",
-    version: 2,
+    // 3: thread-count-independent LSTM gradients; per-parameter Adam steps (gradual
+    // unfreezing); transformer positions from the first real token.
+    version: 3,
     summary: "frozen pretrained encoder + a trained head on pooled features",
     parse: super::parse_as::<FeatureExtract>,
 };
@@ -45,8 +47,10 @@ pub struct FeatureExtract {
     pub pooling: Option<Pooling>,
     #[serde(default)]
     pub head: Head,
-    #[serde(default = "d_hidden")]
-    pub hidden: usize,
+    /// The MLP head's hidden width [64]; only with `head: mlp` (rejected and left out of the
+    /// key with the logistic head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<usize>,
     #[serde(default)]
     pub train_size: Option<usize>,
     #[serde(default = "d_epochs")]
@@ -55,8 +59,9 @@ pub struct FeatureExtract {
     pub batch_size: usize,
     #[serde(default = "d_lr")]
     pub lr: f64,
-    #[serde(default = "d_patience")]
-    pub patience: usize,
+    /// Early stopping on the dev set [5]; needs `dev`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
 }
 
 fn d_hidden() -> usize {
@@ -91,8 +96,21 @@ impl Stage for FeatureExtract {
         ]
     }
 
+    fn held_refs(&self) -> Vec<HeldRef> {
+        let mut v = vec![HeldRef::new("train", &self.train, &self.from)];
+        v.extend(self.dev.iter().map(|d| HeldRef::new("dev", d, &self.from)));
+        v
+    }
+
     fn params(&self) -> serde_json::Value {
-        params_of(self)
+        let mut p = params_of(self);
+        if self.head == Head::Mlp {
+            p["hidden"] = self.hidden.unwrap_or_else(d_hidden).into();
+        }
+        if self.dev.is_some() {
+            p["patience"] = self.patience.unwrap_or_else(d_patience).into();
+        }
+        p
     }
 
     fn uses_seed(&self) -> bool {
@@ -101,8 +119,16 @@ impl Stage for FeatureExtract {
 
     fn check(&self) -> Vec<(String, String)> {
         let mut v = check_training(self.epochs, self.batch_size, self.lr, self.train_size);
-        if self.head == Head::Mlp && !(1..=65536).contains(&self.hidden) {
-            v.push(("hidden".into(), "hidden is out of range: expected 1..=65536".into()));
+        v.extend(super::finetune::check_patience(self.patience, self.dev.as_deref()));
+        match (self.head, self.hidden) {
+            (Head::Logistic, Some(_)) => v.push((
+                "hidden".into(),
+                "`hidden` is the MLP head's width; it needs `head: mlp`".into(),
+            )),
+            (Head::Mlp, Some(h)) if !(1..=65536).contains(&h) => {
+                v.push(("hidden".into(), "hidden is out of range: expected 1..=65536".into()))
+            }
+            _ => {}
         }
         v
     }
@@ -122,7 +148,11 @@ impl Stage for FeatureExtract {
         )?;
         let dir = ctx.artefact(&self.encoder)?;
         let (pre, params) = super::pretrain::load_encoder(&dev, dir)?;
-        let hidden = if self.head == Head::Mlp { self.hidden } else { 0 };
+        let hidden = if self.head == Head::Mlp {
+            self.hidden.unwrap_or_else(d_hidden)
+        } else {
+            0
+        };
         let cfg = config_from(&meta, pre.encoder, self.pooling, hidden);
         let mut model = Classifier::new(&dev, cfg, Some(params), ctx.seed)?;
         let trainable: Vec<String> = model
@@ -139,7 +169,11 @@ impl Stage for FeatureExtract {
             weight_decay: 0.0,
             warmup: 0.0,
             decay: false,
-            patience: if devset.is_some() { self.patience } else { 0 },
+            patience: if devset.is_some() {
+                self.patience.unwrap_or_else(d_patience)
+            } else {
+                0
+            },
             seed: ctx.seed,
             trainable,
             encoder_lr_scale: 0.0,

@@ -11,14 +11,16 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::classify::{self, config_from, save_model};
-use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
+use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::model::classifier::{Classifier, EncoderSpec, TrainSettings};
 use crate::model::pool::Pooling;
 use crate::model::Dev;
 
 pub const KIND: Kind = Kind {
     name: "finetune",
-    version: 2,
+    // 3: thread-count-independent LSTM gradients; per-parameter Adam steps (gradual
+    // unfreezing); transformer positions from the first real token.
+    version: 3,
     summary: "train a classifier (encoder + head), from a pretrained encoder or from scratch",
     parse: super::parse_as::<Finetune>,
 };
@@ -91,8 +93,9 @@ pub struct Finetune {
     #[serde(default = "d_true")]
     pub decay: bool,
     /// Early stopping: epochs without a better dev accuracy (0 = off).
-    #[serde(default = "d_patience")]
-    pub patience: usize,
+    /// Early stopping on the dev set [3]; needs `dev` (rejected and left out of the key without).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
 }
 
 fn d_init() -> String {
@@ -118,6 +121,18 @@ fn d_true() -> bool {
 }
 fn d_patience() -> usize {
     3
+}
+
+/// `patience` watches the dev set: without `dev` it would do nothing.
+pub fn check_patience(patience: Option<usize>, dev: Option<&str>) -> Vec<(String, String)> {
+    if patience.is_some() && dev.is_none() {
+        vec![(
+            "patience".into(),
+            "`patience` stops training when dev accuracy stops improving, so it needs a `dev` dataset".into(),
+        )]
+    } else {
+        Vec::new()
+    }
 }
 
 /// Range checks shared with feature-extract.
@@ -161,8 +176,18 @@ impl Stage for Finetune {
         v
     }
 
+    fn held_refs(&self) -> Vec<HeldRef> {
+        let mut v = vec![HeldRef::new("train", &self.train, &self.from)];
+        v.extend(self.dev.iter().map(|d| HeldRef::new("dev", d, &self.from)));
+        v
+    }
+
     fn params(&self) -> serde_json::Value {
-        params_of(self)
+        let mut p = params_of(self);
+        if self.dev.is_some() {
+            p["patience"] = self.patience.unwrap_or_else(d_patience).into();
+        }
+        p
     }
 
     fn uses_seed(&self) -> bool {
@@ -172,6 +197,13 @@ impl Stage for Finetune {
     fn check(&self) -> Vec<(String, String)> {
         let mut v = self.encoder.problems();
         v.extend(check_training(self.epochs, self.batch_size, self.lr, self.train_size));
+        v.extend(check_patience(self.patience, self.dev.as_deref()));
+        if self.weight_decay != 0.0 && self.optimizer != Optimizer::Adamw {
+            v.push((
+                "weight_decay".into(),
+                "`weight_decay` is decoupled weight decay and needs `optimizer: adamw`".into(),
+            ));
+        }
         if self.init == "random" && self.freeze != Freeze::None {
             v.push(("freeze".into(), "freezing a randomly initialised encoder makes no sense; use `freeze: none` or `init: <pretrain stage>`".into()));
         }
@@ -257,7 +289,11 @@ impl Stage for Finetune {
             },
             warmup: self.warmup as f32,
             decay: self.decay,
-            patience: if devset.is_some() { self.patience } else { 0 },
+            patience: if devset.is_some() {
+                self.patience.unwrap_or_else(d_patience)
+            } else {
+                0
+            },
             seed: ctx.seed,
             trainable,
             encoder_lr_scale: self.encoder_lr_scale as f32,

@@ -90,6 +90,27 @@ pub struct InputRef {
     pub want: Want,
 }
 
+/// A dataset that a stage reads by name out of an upstream stage's artefact (finetune's
+/// `train` out of its pad stage `from`). `validate` checks that the upstream artefact will hold
+/// it, so a typo fails before anything runs rather than after tokenize and pad.
+#[derive(Debug, Clone)]
+pub struct HeldRef {
+    pub field: String,
+    pub name: String,
+    /// The stage whose artefact must hold `name`.
+    pub via: String,
+}
+
+impl HeldRef {
+    pub fn new(field: &str, name: &str, via: &str) -> HeldRef {
+        HeldRef {
+            field: field.into(),
+            name: name.into(),
+            via: via.into(),
+        }
+    }
+}
+
 /// A resolved input as the stage sees it when it runs.
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -136,6 +157,17 @@ pub struct Outcome {
 pub trait Stage: Debug + Send + Sync {
     /// The names this stage reads (datasets or stages), with the fields that name them.
     fn inputs(&self) -> Vec<InputRef>;
+
+    /// Datasets this stage reads by name out of upstream artefacts (see [`HeldRef`]).
+    fn held_refs(&self) -> Vec<HeldRef> {
+        Vec::new()
+    }
+
+    /// The datasets whose rows this stage's artefact holds, when the spec alone says so
+    /// (tokenize: its `encode` list). `None`: the same as the stage it reads (pad).
+    fn holds(&self) -> Option<Vec<String>> {
+        None
+    }
 
     /// Canonical parameters: everything that determines the output, defaults included.
     fn params(&self) -> serde_json::Value;

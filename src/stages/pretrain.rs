@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pad::read_pad_meta;
 use super::tokenize::read_meta;
-use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
+use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::model::cbow::{self, CbowSettings, PretrainLog};
 use crate::model::encoder::{EncoderSpec, EncoderType};
 use crate::model::lm::{self, LmSettings};
@@ -28,7 +28,9 @@ use crate::seqfile::{read_padded, read_ragged};
 
 pub const KIND: Kind = Kind {
     name: "pretrain",
-    version: 3,
+    // 4: LSTM gradients summed over fixed row chunks; per-parameter Adam steps; transformer
+    // positions from the first real token.
+    version: 4,
     summary: "pretrain an encoder on unlabelled text (cbow, skipgram, lm, mlm)",
     parse: super::parse_as::<Pretrain>,
 };
@@ -72,17 +74,30 @@ pub struct Pretrain {
     /// mlm: share of tokens masked and predicted [0.15].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mask_prob: Option<f64>,
-    /// Tokens on each side that form the context (word2vec).
-    #[serde(default = "d_window")]
-    pub window: usize,
-    #[serde(default = "d_neg")]
-    pub negatives: usize,
+    /// cbow/skipgram: tokens on each side that form the context [4].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+    /// cbow/skipgram: negative samples per target [5].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negatives: Option<usize>,
     #[serde(default = "d_held")]
     pub held_out: f64,
     /// A seed of its own: then this stage ignores the pipeline seed, so repeats (which vary the
     /// seed) share one pretrained encoder and vary only what is trained on top of it.
     #[serde(default)]
     pub seed: Option<u64>,
+}
+
+impl Pretrain {
+    fn is_lm(&self) -> bool {
+        matches!(self.objective, Objective::Mlm | Objective::Lm)
+    }
+    fn window(&self) -> usize {
+        self.window.unwrap_or_else(d_window)
+    }
+    fn negatives(&self) -> usize {
+        self.negatives.unwrap_or_else(d_neg)
+    }
 }
 
 fn d_epochs() -> usize {
@@ -155,8 +170,24 @@ impl Stage for Pretrain {
         }]
     }
 
+    fn held_refs(&self) -> Vec<HeldRef> {
+        self.data
+            .iter()
+            .enumerate()
+            .map(|(i, d)| HeldRef::new(&format!("data[{i}]"), d, &self.from))
+            .collect()
+    }
+
+    /// word2vec's `window` and `negatives` are in the key with their defaults for cbow and
+    /// skipgram (so the key is the same whether a default is written out or not) and absent
+    /// for lm/mlm, which do not use them (`check` rejects them there).
     fn params(&self) -> serde_json::Value {
-        params_of(self)
+        let mut p = params_of(self);
+        if !self.is_lm() {
+            p["window"] = self.window().into();
+            p["negatives"] = self.negatives().into();
+        }
+        p
     }
 
     fn uses_seed(&self) -> bool {
@@ -188,6 +219,17 @@ impl Stage for Pretrain {
                 v.push((f.into(), format!("`{f}` applies to the lm and mlm objectives only")));
             }
         }
+        for (f, set) in [
+            ("window", self.window.is_some()),
+            ("negatives", self.negatives.is_some()),
+        ] {
+            if set && lm {
+                v.push((
+                    f.into(),
+                    format!("`{f}` applies to the cbow and skipgram objectives only (lm/mlm use `candidates`)"),
+                ));
+            }
+        }
         if self.mask_prob.is_some() && self.objective != Objective::Mlm {
             v.push((
                 "mask_prob".into(),
@@ -214,8 +256,8 @@ impl Stage for Pretrain {
         }
         for (f, ok, want) in [
             ("epochs", (1..=1000).contains(&self.epochs), "1..=1000"),
-            ("window", (1..=32).contains(&self.window), "1..=32"),
-            ("negatives", (1..=100).contains(&self.negatives), "1..=100"),
+            ("window", (1..=32).contains(&self.window()), "1..=32"),
+            ("negatives", (1..=100).contains(&self.negatives()), "1..=100"),
         ] {
             if !ok {
                 v.push((f.into(), format!("{f} is out of range: expected {want}")));
@@ -302,8 +344,8 @@ impl Stage for Pretrain {
             let settings = CbowSettings {
                 skipgram: self.objective == Objective::Skipgram,
                 dim: self.encoder.dim,
-                window: self.window,
-                negatives: self.negatives,
+                window: self.window(),
+                negatives: self.negatives(),
                 epochs: self.epochs,
                 lr: self.lr.unwrap_or(0.05) as f32,
                 seed,

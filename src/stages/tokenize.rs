@@ -69,8 +69,10 @@ pub struct Tokenize {
     pub vocab_size: usize,
     #[serde(default = "default_true")]
     pub lowercase: bool,
-    #[serde(default = "default_min_frequency")]
-    pub min_frequency: u64,
+    /// wordpiece/bpe: a pair must occur this often to be merged [2]. Unigram has no such
+    /// knob, so it is rejected there and left out of the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_frequency: Option<u64>,
 }
 
 fn default_vocab() -> usize {
@@ -109,6 +111,10 @@ pub struct DatasetStats {
 }
 
 impl Tokenize {
+    fn min_frequency(&self) -> u64 {
+        self.min_frequency.unwrap_or_else(default_min_frequency)
+    }
+
     fn encode_list(&self) -> &[String] {
         if self.encode.is_empty() {
             &self.fit_on
@@ -128,7 +134,7 @@ impl Tokenize {
                     .into(),
                 WordPieceTrainer::builder()
                     .vocab_size(self.vocab_size)
-                    .min_frequency(self.min_frequency)
+                    .min_frequency(self.min_frequency())
                     .special_tokens(specials)
                     .show_progress(false)
                     .build()
@@ -143,7 +149,7 @@ impl Tokenize {
                     .into(),
                 BpeTrainer::builder()
                     .vocab_size(self.vocab_size)
-                    .min_frequency(self.min_frequency)
+                    .min_frequency(self.min_frequency())
                     .special_tokens(specials)
                     .continuing_subword_prefix("##".into())
                     .show_progress(false)
@@ -238,14 +244,28 @@ impl Stage for Tokenize {
         v
     }
 
+    fn holds(&self) -> Option<Vec<String>> {
+        Some(self.encode_list().to_vec())
+    }
+
     fn params(&self) -> serde_json::Value {
         let mut p = params_of(self);
         p["encode"] = serde_json::json!(self.encode_list());
+        if self.algorithm != Algorithm::Unigram {
+            p["min_frequency"] = self.min_frequency().into();
+        }
         p
     }
 
     fn check(&self) -> Vec<(String, String)> {
         let mut v = Vec::new();
+        if self.min_frequency.is_some() && self.algorithm == Algorithm::Unigram {
+            v.push((
+                "min_frequency".into(),
+                "`min_frequency` applies to wordpiece and bpe only; the unigram trainer has no minimum frequency"
+                    .into(),
+            ));
+        }
         if self.fit_on.is_empty() {
             v.push((
                 "fit_on".into(),

@@ -262,6 +262,30 @@ impl Project {
         (code, stdout, stderr)
     }
 
+    /// Runs the binary as the unprivileged user `nobody` (via `setpriv`), for checks that root
+    /// would pass trivially (root writes into read-only folders). `None` when this process is
+    /// not root (then [`Project::run`] is already unprivileged) or setpriv is missing.
+    pub fn run_unprivileged(&self, args: &[&str]) -> Option<(i32, String, String)> {
+        let uid = Command::new("id").arg("-u").output().ok()?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            return None;
+        }
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_warmstart"))
+            .arg("--workspace")
+            .arg(self.ws())
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .ok()?;
+        let code = out.status.code().unwrap_or(-1);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        Some((code, stdout, stderr))
+    }
+
     /// Runs `ARGS... --json` and parses stdout; panics (showing stderr) if it is not JSON.
     pub fn run_json(&self, args: &[&str]) -> (i32, Value) {
         let mut a: Vec<&str> = args.to_vec();
@@ -384,4 +408,17 @@ pub fn line_of(text: &str, needle: &str) -> usize {
         })
         .map(|i| i + 1)
         .unwrap_or_else(|| panic!("`{needle}` not in:\n{text}"))
+}
+
+/// Reports a skipped check where it cannot be missed: on stderr (shown by cargo even for a
+/// passing test only with --nocapture, hence also) in `target/tmp/skipped-tests.log`, which
+/// `.ci/run` prints as a summary at the end.
+pub fn skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let line = format!("SKIPPED {test}: {reason}");
+    eprintln!("{line}");
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests.log");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+        let _ = writeln!(f, "{line}");
+    }
 }

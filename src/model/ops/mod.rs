@@ -165,8 +165,17 @@ fn ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     (0..parts).map(|p| (p * n / parts)..((p + 1) * n / parts)).collect()
 }
 
+/// Batch rows per parallel chunk of the row-wise ops (LSTM recurrence, attention).
+///
+/// Fixed by the data, never by the pool size: the LSTM sums its weight gradient chunk by
+/// chunk, so the chunking fixes the order of the float additions. When chunks followed
+/// `rayon::current_num_threads()`, `--jobs 1` and `--jobs 3` wrote different model bytes under
+/// the same cache key. 16 rows keep the per-step recurrence gemm efficient and give a batch of
+/// 32 one chunk per core on 2 cores; larger machines get less parallelism here, not other bits.
+pub const ROWS_PER_CHUNK: usize = 16;
+
 fn chunks_for(rows: usize) -> Vec<std::ops::Range<usize>> {
-    ranges(rows, rayon::current_num_threads())
+    ranges(rows, rows.div_ceil(ROWS_PER_CHUNK))
 }
 
 /// Wraps `out` (already computed) as the result of an op over `inputs`; `backward` runs when
@@ -498,5 +507,31 @@ mod tests {
         for (x, y) in a.iter().zip(&b[..4]) {
             assert!((x - y).abs() < 1e-6);
         }
+    }
+
+    /// The reproducibility contract rests on this: gemm splits the output among threads but
+    /// never the inner (k) sum, so every thread count gives the same bits. Shapes straddle the
+    /// parallel threshold and the kernels' edge tiles.
+    #[test]
+    fn gemm_bits_do_not_depend_on_the_thread_count() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for &(m, k, n) in &[(257, 129, 131), (1024, 64, 256), (33, 2000, 70), (512, 300, 8000)] {
+            let a: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let one = product(View::rows(&a, m, k, k), View::rows(&b, k, n, n), 1);
+            for threads in [2, 3, 5, 16] {
+                let many = product(View::rows(&a, m, k, k), View::rows(&b, k, n, n), threads);
+                assert!(one == many, "{m}x{k}x{n} on {threads} threads differs from 1 thread");
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_are_fixed_by_rows_not_threads() {
+        assert_eq!(chunks_for(30), vec![0..15, 15..30]);
+        assert_eq!(chunks_for(32), vec![0..16, 16..32]);
+        assert_eq!(chunks_for(5), vec![0..5]);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        assert_eq!(pool.install(|| chunks_for(30)), chunks_for(30));
     }
 }
