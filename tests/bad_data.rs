@@ -674,7 +674,7 @@ fn feature_extract_on_an_unlabelled_dataset_says_to_declare_the_label_column() {
     let p = project();
     let spec = format!(
         "{SPEC}  embed: {{ kind: pretrain, from: tok, data: [corpus], encoder: {{ type: bag, dim: 16 }}, epochs: 1 }}\n  \
-         fx: {{ kind: feature-extract, from: seqs, encoder: embed, train: corpus, epochs: 2 }}\n"
+         fx: {{ kind: feature-extract, from: seqs, encoder: embed, train: corpus }}\n"
     );
     p.write("spec.yaml", &spec);
     stage_fails(

@@ -920,6 +920,17 @@ fn parameters_without_effect_are_rejected() {
         "{SPEC}  emb: {{ kind: pretrain, from: tok, data: [corpus] }}\n  fx: {{ kind: feature-extract, from: seqs, encoder: emb, train: train, hidden: 32 }}\n"
     );
     bad_spec(&p, &fx, "stages.fx.hidden", Some("hidden: 32"), &["head: mlp"]);
+    // The logistic head is solved exactly: SGD settings would do nothing.
+    let fx_epochs = fx.replace("hidden: 32", "epochs: 5");
+    bad_spec(
+        &p,
+        &fx_epochs,
+        "stages.fx.epochs",
+        Some("epochs: 5"),
+        &["head: mlp", "L-BFGS"],
+    );
+    let fx_c = fx.replace("hidden: 32", "head: mlp, c: 2.0");
+    bad_spec(&p, &fx_c, "stages.fx.c", Some("c: 2.0"), &["SGD"]);
     let lm = format!(
         "{SPEC}  emb: {{ kind: pretrain, from: seqs, data: [corpus], objective: lm, encoder: {{ type: lstm, dim: 8 }}, window: 3 }}\n"
     );

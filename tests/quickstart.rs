@@ -78,8 +78,14 @@ fn quickstart_learns_pretraining_pays_and_reruns_are_cached() {
         );
     }
     // Pretraining pays where the data says it should (rare polar words seen only unlabelled).
-    assert!(tuned > scratch + 0.05, "fine-tuned {tuned} vs scratch {scratch}");
-    assert!(frozen > scratch + 0.05, "feature-extract {frozen} vs scratch {scratch}");
+    // Measured (README): scratch 75.2 %, tuned 92.8 %, frozen 100 %. Results are the same bits
+    // on any thread count; the margins allow for other CPUs' float paths (AVX2 or not).
+    assert!(scratch > 0.72, "from scratch {scratch} (measured 0.7525)");
+    assert!(
+        tuned > 0.90 && tuned > scratch + 0.12,
+        "fine-tuned {tuned} vs scratch {scratch}"
+    );
+    assert!(frozen > 0.97, "feature-extract {frozen} (measured 1.0)");
 
     // Training loss falls, per epoch, in the stored history.
     let key = stage(&r, "scratch")["key"].as_str().unwrap().to_string();
@@ -262,9 +268,10 @@ fn the_lstm_encoder_learns_and_gains_from_pretrained_embeddings() {
     );
     assert_eq!(code, 0, "{r}");
     let (scratch, tuned) = (accuracy(&r, "test_scratch"), accuracy(&r, "test_tuned"));
-    assert!(scratch > 0.65, "LSTM from scratch: {scratch}");
+    // Measured: scratch 0.755, tuned 0.995.
+    assert!(scratch > 0.72, "LSTM from scratch: {scratch}");
     assert!(
-        tuned > scratch + 0.05,
+        tuned > 0.95 && tuned > scratch + 0.15,
         "LSTM with skip-gram embeddings {tuned} vs scratch {scratch}"
     );
 }
@@ -300,9 +307,10 @@ fn cnn_and_transformer_encoders_learn_and_gain_from_pretrained_embeddings() {
         );
         let (scratch, tuned) = (accuracy(&r, "test_scratch"), accuracy(&r, "test_tuned"));
         // The majority class is 55 %.
-        assert!(scratch > 0.65, "{enc} from scratch: {scratch}");
+        // Measured (20 epochs): cnn 0.81 → 1.0, transformer 0.76 → 1.0.
+        assert!(scratch > 0.72, "{enc} from scratch: {scratch}");
         assert!(
-            tuned > scratch + 0.05,
+            tuned > 0.95 && tuned > scratch + 0.15,
             "{enc} with skip-gram embeddings {tuned} vs scratch {scratch}"
         );
         // The trained model is usable: predict through the spec, and from an exported folder.
@@ -449,7 +457,6 @@ fn artefacts_are_byte_identical_on_any_thread_count() {
                 ("tuned.batch_size", "17"),
                 ("scratch.epochs", "3"),
                 ("tuned.epochs", "3"),
-                ("frozen.batch_size", "23"),
             ]);
             let mut args = vec!["run", spec.to_str().unwrap(), "--json", "--jobs", jobs];
             args.extend(sets.iter().map(String::as_str));

@@ -18,6 +18,7 @@ pub mod cbow;
 pub mod classifier;
 pub mod encoder;
 pub mod lm;
+pub mod logreg;
 pub mod lstm;
 pub mod ops;
 pub mod pool;

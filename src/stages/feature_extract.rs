@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::classify::{self, config_from, save_model};
 use super::finetune::check_training;
 use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
-use crate::model::classifier::{Classifier, TrainSettings};
+use crate::model::classifier::{Classifier, EpochLog, TrainSettings};
+use crate::model::logreg;
 use crate::model::pool::Pooling;
 use crate::model::Dev;
 
@@ -53,13 +54,19 @@ pub struct FeatureExtract {
     pub hidden: Option<usize>,
     #[serde(default)]
     pub train_size: Option<usize>,
-    #[serde(default = "d_epochs")]
-    pub epochs: usize,
-    #[serde(default = "d_batch")]
-    pub batch_size: usize,
-    #[serde(default = "d_lr")]
-    pub lr: f64,
-    /// Early stopping on the dev set [5]; needs `dev`.
+    /// logistic: the inverse regularisation strength C (scikit-learn's); absent = chosen by
+    /// stratified 5-fold cross-validation on the training rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c: Option<f64>,
+    /// mlp: SGD settings [30 epochs, batch 32, lr 0.02]. The logistic head is solved exactly
+    /// (L-BFGS), so these are rejected there and left out of its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// mlp: early stopping on the dev set [5]; needs `dev`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patience: Option<usize>,
 }
@@ -78,6 +85,18 @@ fn d_lr() -> f64 {
 }
 fn d_patience() -> usize {
     5
+}
+
+impl FeatureExtract {
+    fn epochs(&self) -> usize {
+        self.epochs.unwrap_or_else(d_epochs)
+    }
+    fn batch_size(&self) -> usize {
+        self.batch_size.unwrap_or_else(d_batch)
+    }
+    fn lr(&self) -> f64 {
+        self.lr.unwrap_or_else(d_lr)
+    }
 }
 
 impl Stage for FeatureExtract {
@@ -106,9 +125,12 @@ impl Stage for FeatureExtract {
         let mut p = params_of(self);
         if self.head == Head::Mlp {
             p["hidden"] = self.hidden.unwrap_or_else(d_hidden).into();
-        }
-        if self.dev.is_some() {
-            p["patience"] = self.patience.unwrap_or_else(d_patience).into();
+            p["epochs"] = self.epochs().into();
+            p["batch_size"] = self.batch_size().into();
+            p["lr"] = self.lr().into();
+            if self.dev.is_some() {
+                p["patience"] = self.patience.unwrap_or_else(d_patience).into();
+            }
         }
         p
     }
@@ -118,8 +140,31 @@ impl Stage for FeatureExtract {
     }
 
     fn check(&self) -> Vec<(String, String)> {
-        let mut v = check_training(self.epochs, self.batch_size, self.lr, self.train_size);
+        let mut v = check_training(self.epochs(), self.batch_size(), self.lr(), self.train_size);
         v.extend(super::finetune::check_patience(self.patience, self.dev.as_deref()));
+        if self.head == Head::Logistic {
+            for (f, set) in [
+                ("epochs", self.epochs.is_some()),
+                ("batch_size", self.batch_size.is_some()),
+                ("lr", self.lr.is_some()),
+                ("patience", self.patience.is_some()),
+            ] {
+                if set {
+                    v.push((
+                        f.into(),
+                        format!("`{f}` applies to `head: mlp` only: the logistic head is solved exactly (L-BFGS, C by cross-validation; set `c` to fix C)"),
+                    ));
+                }
+            }
+        }
+        match self.c {
+            Some(_) if self.head == Head::Mlp => v.push((
+                "c".into(),
+                "`c` is the logistic head's regularisation; `head: mlp` trains by SGD".into(),
+            )),
+            Some(c) if !(c > 0.0 && c.is_finite()) => v.push(("c".into(), "c must be a positive number".into())),
+            _ => {}
+        }
         match (self.head, self.hidden) {
             (Head::Logistic, Some(_)) => v.push((
                 "hidden".into(),
@@ -155,38 +200,77 @@ impl Stage for FeatureExtract {
         };
         let cfg = config_from(&meta, pre.encoder, self.pooling, hidden);
         let mut model = Classifier::new(&dev, cfg, Some(params), ctx.seed)?;
-        let trainable: Vec<String> = model
-            .params
-            .tensors
-            .keys()
-            .filter(|k| k.starts_with("head."))
-            .cloned()
-            .collect();
-        let settings = TrainSettings {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            lr: self.lr as f32,
-            weight_decay: 0.0,
-            warmup: 0.0,
-            decay: false,
-            patience: if devset.is_some() {
-                self.patience.unwrap_or_else(d_patience)
-            } else {
-                0
-            },
-            seed: ctx.seed,
-            trainable,
-            encoder_lr_scale: 0.0,
-            groups: Vec::new(),
-            gradual_unfreeze: false,
-            layer_lr_decay: 1.0,
+        let feats = model.features_of(&dev, &train)?;
+        let width = model.cfg.feature_width();
+        let (history, how) = if self.head == Head::Logistic {
+            let k = model.cfg.labels.len();
+            let y: Vec<u32> = train.labels.iter().map(|&l| l as u32).collect();
+            let fitted = logreg::fit(&feats, train.rows(), width, &y, k, self.c, ctx.seed);
+            model
+                .params
+                .tensors
+                .insert("head.w".into(), dev.tensor_from_vec(fitted.w.clone(), (width, k)));
+            model
+                .params
+                .tensors
+                .insert("head.b".into(), dev.tensor_from_vec(fitted.b.clone(), (1, k)));
+            let dev_metrics = devset.as_ref().map(|d| model.evaluate(&dev, d)).transpose()?;
+            let log = EpochLog {
+                epoch: 1,
+                train_loss: fitted.objective,
+                dev_loss: dev_metrics.as_ref().map(|m| m.loss),
+                dev_accuracy: dev_metrics.as_ref().map(|m| m.accuracy),
+                dev_macro_f1: dev_metrics.as_ref().map(|m| m.macro_f1),
+            };
+            // What the solver chose and why, beside the model (the report and
+            // benches/logreg_vs_sklearn.py read it).
+            let record = serde_json::json!({
+                "c": fitted.c,
+                "chosen_by": if self.c.is_some() { "spec" } else { "stratified 5-fold cross-validation, mean held-out log-loss" },
+                "cv_log_loss": fitted.cv_loss.iter().map(|(c, l)| serde_json::json!({"c": c, "log_loss": l})).collect::<Vec<_>>(),
+                "objective": fitted.objective,
+                "standardised": true,
+            });
+            std::fs::write(ctx.out.join("logistic.json"), serde_json::to_vec_pretty(&record)?)?;
+            let how = match self.c {
+                Some(c) => format!("C {c}"),
+                None => format!("C {} by cross-validation", fitted.c),
+            };
+            (vec![log], how)
+        } else {
+            let trainable: Vec<String> = model
+                .params
+                .tensors
+                .keys()
+                .filter(|k| k.starts_with("head."))
+                .cloned()
+                .collect();
+            let settings = TrainSettings {
+                epochs: self.epochs(),
+                batch_size: self.batch_size(),
+                lr: self.lr() as f32,
+                weight_decay: 0.0,
+                warmup: 0.0,
+                decay: false,
+                patience: if devset.is_some() {
+                    self.patience.unwrap_or_else(d_patience)
+                } else {
+                    0
+                },
+                seed: ctx.seed,
+                trainable,
+                encoder_lr_scale: 0.0,
+                groups: Vec::new(),
+                gradual_unfreeze: false,
+                layer_lr_decay: 1.0,
+            };
+            let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.progress)?;
+            let n = history.len();
+            (history, format!("{n} epochs"))
         };
-        let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.progress)?;
         save_model(ctx.out, src, &model, &history)?;
         // The frozen encoder's pooled features of the training rows, for inspection or for
         // training other heads elsewhere (safetensors: `features` rows × width, `labels`).
-        let feats = model.features_of(&dev, &train)?;
-        let width = model.cfg.feature_width();
         let mut stored = crate::model::Params::default();
         stored
             .tensors
@@ -198,13 +282,11 @@ impl Stage for FeatureExtract {
         stored.save(&ctx.out.join("features.safetensors"))?;
         Ok(Outcome {
             summary: format!(
-                "{} rows, {} epochs, head {:?}, pooling {:?}",
+                "{} rows, {how}, head {}, pooling {}",
                 train.rows(),
-                history.len(),
-                self.head,
-                model.cfg.pooling
-            )
-            .to_lowercase(),
+                format!("{:?}", self.head).to_lowercase(),
+                format!("{:?}", model.cfg.pooling).to_lowercase()
+            ),
             metrics: None,
         })
     }

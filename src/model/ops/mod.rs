@@ -14,8 +14,10 @@
 //! row-major tensors (results of matmul/gather/add, or parameters) so that a gradient buffer
 //! has the same layout as the values.
 //!
-//! Determinism: rows are split into a number of chunks fixed by the thread count, and partial
-//! weight gradients are summed in chunk order, so the same thread count gives the same bits.
+//! Determinism: rows are split into chunks of a fixed number of rows ([`ROWS_PER_CHUNK`]),
+//! never by the thread count, and partial weight gradients are summed in chunk order; gemm
+//! splits outputs, not inner sums, among threads. So every thread count gives the same bits
+//! (tested below, and end to end in tests/quickstart.rs).
 //! Every op has a finite-difference test below.
 //!
 //! Layout: this file holds the shared machinery (gemm on strided views, [`attach`], fast math,
