@@ -42,6 +42,7 @@ fn main() {
         pooling: Pooling::Mean,
         hidden: 0,
         labels: vec!["0".into(), "1".into()],
+        ngrams: None,
         shape: Shape {
             max_len: S,
             add_cls: false,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adam::Adam;
 pub use super::encoder::{EncoderSpec, EncoderType};
+use super::ngrams::{self, NgramSpec};
 use super::pool::{pool, Pooling};
 use super::{check_finite, uniform, zeros, Dev, Params, Tp, T2};
 use crate::metrics::Metrics;
@@ -28,6 +29,11 @@ pub struct ModelConfig {
     /// 0 = logistic-regression head; otherwise the MLP's hidden width.
     pub hidden: usize,
     pub labels: Vec<String>,
+    /// TF-IDF n-gram features of the token ids beside the pooled vectors (feature-extract's
+    /// logistic head only): parameters `head.ngram_idf` (1 × buckets) and `head.ngram_w`
+    /// (buckets × labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ngrams: Option<NgramSpec>,
     /// How new text must be cut and padded for this model.
     pub shape: crate::stages::pad::Shape,
 }
@@ -159,6 +165,19 @@ impl Classifier {
             uniform(dev, &mut rng, last_in, c, (6.0 / (last_in + c) as f32).sqrt()),
         );
         params.tensors.insert("head.b".into(), zeros(dev, 1, c));
+        if let Some(ng) = cfg.ngrams {
+            if ng.buckets == 0 || ng.buckets > 1 << 24 || !(1..=3).contains(&ng.n) {
+                bail!(
+                    "n-gram features with {} buckets and n = {} are out of range",
+                    ng.buckets,
+                    ng.n
+                );
+            }
+            params
+                .tensors
+                .insert("head.ngram_idf".into(), zeros(dev, 1, ng.buckets));
+            params.tensors.insert("head.ngram_w".into(), zeros(dev, ng.buckets, c));
+        }
         Ok(Classifier { cfg, params })
     }
 
@@ -291,10 +310,32 @@ impl Classifier {
             let end = (start + 512).min(data.rows());
             let b = end - start;
             let x = self.features(dev, &data.ids[start * l..end * l], &data.mask[start * l..end * l], b)?;
-            let logits = self.head(x)?;
-            let probs = logits.softmax::<Axis<1>>().as_vec();
             let c = self.cfg.labels.len();
-            out.extend(probs.chunks(c).map(|r| r.to_vec()));
+            let mut logits = self.head(x)?.as_vec();
+            if let Some(ng) = self.cfg.ngrams {
+                let idf = self.params.get("head.ngram_idf")?.as_vec();
+                let w = self.params.get("head.ngram_w")?.as_vec();
+                let rows = ngrams::features(
+                    ng,
+                    &idf,
+                    &data.ids[start * l..end * l],
+                    &data.mask[start * l..end * l],
+                    l,
+                );
+                for (row, sp) in logits.chunks_mut(c).zip(&rows) {
+                    for &(bucket, v) in sp {
+                        let wr = &w[bucket as usize * c..(bucket as usize + 1) * c];
+                        row.iter_mut().zip(wr).for_each(|(o, w)| *o += v * w);
+                    }
+                }
+            }
+            for row in logits.chunks_mut(c) {
+                let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                row.iter_mut().for_each(|v| *v = (*v - mx).exp());
+                let s: f32 = row.iter().sum();
+                row.iter_mut().for_each(|v| *v /= s);
+            }
+            out.extend(logits.chunks(c).map(|r| r.to_vec()));
         }
         Ok(out)
     }
@@ -312,6 +353,9 @@ impl Classifier {
         let n = train.rows();
         if n == 0 {
             bail!("the training set is empty");
+        }
+        if self.cfg.ngrams.is_some() {
+            bail!("n-gram features are fitted by the logistic head's solver, not by SGD");
         }
         let train_encoder = s.trainable.iter().any(|t| t.starts_with("encoder."));
         // A frozen encoder runs once over the data: its pooled features are the head's input.
@@ -463,6 +507,7 @@ mod tests {
             pooling,
             hidden,
             labels: vec!["a".into(), "b".into(), "c".into()],
+            ngrams: None,
             shape: Shape {
                 max_len: 3,
                 add_cls: false,

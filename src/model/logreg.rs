@@ -21,6 +21,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::ngrams::SparseRow;
 use super::ops::{product, View};
 
 /// The C values tried by cross-validation: 10^-3 … 10^3 in half decades.
@@ -28,10 +29,30 @@ pub const C_GRID: [f64; 13] = [
     1e-3, 3.16e-3, 1e-2, 3.16e-2, 0.1, 0.316, 1.0, 3.16, 10.0, 31.6, 100.0, 316.0, 1000.0,
 ];
 
-/// A fitted model on raw features: `logits = x · w + b`, `w` is `d × k` row-major.
+/// Training rows: a dense block (`n × d` row-major, e.g. pooled vectors) and optionally a
+/// sparse block (e.g. TF-IDF n-grams over `buckets` slots) of the same rows.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    pub dense: &'a [f32],
+    pub d: usize,
+    pub sparse: Option<(&'a [SparseRow], usize)>,
+}
+
+impl Rows<'_> {
+    pub fn n(&self) -> usize {
+        match self.sparse {
+            Some((s, _)) => s.len(),
+            None => self.dense.len() / self.d.max(1),
+        }
+    }
+}
+
+/// A fitted model on raw features: `logits = x · w + s · ws + b`; `w` is `d × k` and `ws`
+/// (when there is a sparse block) `buckets × k`, row-major.
 #[derive(Debug, Clone)]
 pub struct Fitted {
     pub w: Vec<f32>,
+    pub ws: Option<Vec<f32>>,
     pub b: Vec<f32>,
     pub c: f64,
     /// Mean held-out log-loss per C of the grid (empty when C was given).
@@ -40,32 +61,93 @@ pub struct Fitted {
     pub objective: f64,
 }
 
-/// Fits on `x` (`n × d` row-major) with labels `y` in `0..k`. `c: None` chooses C by
-/// stratified cross-validation (up to 5 folds; a fixed C = 1 when a class has fewer than two
-/// rows, since then no fold split can hold it out).
-pub fn fit(x: &[f32], n: usize, d: usize, y: &[u32], k: usize, c: Option<f64>, seed: u64) -> Fitted {
-    assert_eq!(x.len(), n * d);
+/// The problem as the solver sees it: dense columns standardised (and, next to a sparse block,
+/// scaled by 1/√d so that both blocks have rows of about unit length and one C suits both);
+/// sparse columns renumbered to the slots that occur in these rows. A slot that no training
+/// row has gets weight exactly 0 at an L2 optimum, so leaving it out changes nothing and keeps
+/// the solver's dimension at the n-grams seen, not the 2^18 slots.
+struct Z {
+    dense: Vec<f32>,
+    d: usize,
+    sparse: Vec<Vec<(u32, f32)>>,
+    /// Compact column → bucket.
+    slots: Vec<u32>,
+    k: usize,
+}
+
+impl Z {
+    fn dim(&self) -> usize {
+        (self.d + self.slots.len()) * self.k + self.k
+    }
+}
+
+/// Fits on `rows` with labels `y` in `0..k`. `c: None` chooses C by stratified
+/// cross-validation (up to 5 folds; a fixed C = 1 when a class has fewer than two rows, since
+/// then no fold split can hold it out).
+pub fn fit(rows: Rows, y: &[u32], k: usize, c: Option<f64>, seed: u64) -> Fitted {
+    let n = rows.n();
+    let d = rows.d;
+    assert_eq!(rows.dense.len(), n * d);
     assert_eq!(y.len(), n);
-    let (mean, sd) = column_stats(x, n, d);
-    let z = standardise(x, d, &mean, &sd);
+    let (mean, sd) = column_stats(rows.dense, n, d);
+    let alpha = if rows.sparse.is_some() && d > 0 {
+        1.0 / (d as f64).sqrt()
+    } else {
+        1.0
+    };
+    let mut slots: Vec<u32> = rows
+        .sparse
+        .map(|(s, _)| s.iter().flat_map(|r| r.iter().map(|&(b, _)| b)).collect())
+        .unwrap_or_default();
+    slots.sort_unstable();
+    slots.dedup();
+    let sparse: Vec<Vec<(u32, f32)>> = match rows.sparse {
+        Some((s, _)) => s
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|&(b, v)| (slots.binary_search(&b).expect("slot collected above") as u32, v))
+                    .collect()
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let z = Z {
+        dense: standardise(rows.dense, d, &mean, &sd, alpha),
+        d,
+        sparse,
+        slots,
+        k,
+    };
     let (c, cv_loss) = match c {
         Some(c) => (c, Vec::new()),
-        None => choose_c(&z, n, d, y, k, seed),
+        None => choose_c(&z, y, seed),
     };
-    let rows: Vec<usize> = (0..n).collect();
-    let (theta, objective) = solve(&z, d, y, k, &rows, c, None);
-    // Back to raw features: z = (x − μ)/σ, so w_raw = w/σ and b_raw = b − Σ_j μ_j w_j/σ_j.
+    let all: Vec<usize> = (0..n).collect();
+    let (theta, objective) = solve(&z, y, &all, c, None);
+    // Back to raw features: z = α(x − μ)/σ, so w_raw = αw/σ and b_raw = b − Σ_j μ_j w_raw_j.
     let mut w = vec![0.0f32; d * k];
-    let mut b: Vec<f32> = theta[d * k..].iter().map(|&v| v as f32).collect();
+    let nb = z.dim() - k;
+    let mut b: Vec<f32> = theta[nb..].iter().map(|&v| v as f32).collect();
     for j in 0..d {
         for c in 0..k {
-            let wj = theta[j * k + c] / sd[j];
+            let wj = alpha * theta[j * k + c] / sd[j];
             w[j * k + c] = wj as f32;
             b[c] -= (mean[j] * wj) as f32;
         }
     }
+    let ws = rows.sparse.map(|(_, buckets)| {
+        let mut ws = vec![0.0f32; buckets * k];
+        for (col, &bucket) in z.slots.iter().enumerate() {
+            for c in 0..k {
+                ws[bucket as usize * k + c] = theta[(d + col) * k + c] as f32;
+            }
+        }
+        ws
+    });
     Fitted {
         w,
+        ws,
         b,
         c,
         cv_loss,
@@ -73,14 +155,131 @@ pub fn fit(x: &[f32], n: usize, d: usize, y: &[u32], k: usize, c: Option<f64>, s
     }
 }
 
+/// Logits of raw rows under a fitted model (`n × k`).
+pub fn logits_of(m: &Fitted, rows: Rows) -> Vec<f32> {
+    let k = m.b.len();
+    let (n, d) = (rows.n(), rows.d);
+    let mut out = if d > 0 {
+        product(View::rows(rows.dense, n, d, d), View::rows(&m.w, d, k, k), 1)
+    } else {
+        vec![0.0; n * k]
+    };
+    for (i, row) in out.chunks_mut(k).enumerate() {
+        row.iter_mut().zip(&m.b).for_each(|(v, b)| *v += b);
+        if let (Some((sp, _)), Some(ws)) = (rows.sparse, &m.ws) {
+            for &(bucket, v) in &sp[i] {
+                let wr = &ws[bucket as usize * k..(bucket as usize + 1) * k];
+                row.iter_mut().zip(wr).for_each(|(o, w)| *o += v * w);
+            }
+        }
+    }
+    out
+}
+
+/// Class probabilities of raw rows under a fitted model (`n × k`).
+pub fn predict_proba(m: &Fitted, rows: Rows) -> Vec<f32> {
+    let k = m.b.len();
+    let mut p = logits_of(m, rows);
+    for row in p.chunks_mut(k) {
+        softmax(row);
+    }
+    p
+}
+
+/// One round of class-balanced self-training, as recorded in `logistic.json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Round {
+    pub round: usize,
+    /// Pseudo-labelled rows per class.
+    pub added: Vec<usize>,
+    /// Mean confidence of the added rows.
+    pub mean_confidence: f64,
+}
+
+/// Class-balanced self-training (Zou et al. 2018's CBST, on a convex head): fit on the labelled
+/// rows (C by cross-validation unless given), then for `rounds` rounds pseudo-label the rows of
+/// `u` the current model is surest of — per class, in proportion to the labelled class shares,
+/// a portion growing from 20 % to 50 % of `u` — and refit on labelled + pseudo-labelled rows
+/// with the same C.
+///
+/// Why class-balanced and capped: naive pseudo-labelling feeds the majority class and its own
+/// mistakes back into training (the USB benchmark finds it *hurts*); quotas fixed by the
+/// labelled priors keep the class balance, and picking by confidence keeps most labels right.
+/// Only the features of `u` are used: the caller passes no labels for them.
+pub fn self_train(
+    l: Rows,
+    y: &[u32],
+    k: usize,
+    c: Option<f64>,
+    u: Rows,
+    rounds: usize,
+    seed: u64,
+) -> (Fitted, Vec<Round>) {
+    let base = fit(l, y, k, c, seed);
+    let (n, nu, d) = (l.n(), u.n(), l.d);
+    if rounds == 0 || nu == 0 {
+        return (base, Vec::new());
+    }
+    let mut prior = vec![0.0f64; k];
+    y.iter().for_each(|&v| prior[v as usize] += 1.0 / n as f64);
+    let mut model = base.clone();
+    let mut log = Vec::new();
+    for r in 1..=rounds {
+        let portion = if rounds == 1 {
+            0.5
+        } else {
+            0.2 + 0.3 * (r - 1) as f64 / (rounds - 1) as f64
+        };
+        let p = predict_proba(&model, u);
+        // Each row votes for its most probable class; per class, the surest rows fill its quota.
+        let mut by_class: Vec<Vec<(f32, usize)>> = vec![Vec::new(); k];
+        for (i, row) in p.chunks(k).enumerate() {
+            let best = crate::metrics::argmax(row);
+            by_class[best].push((row[best], i));
+        }
+        let mut dense = l.dense.to_vec();
+        let mut sparse: Vec<SparseRow> = l.sparse.map(|(s, _)| s.to_vec()).unwrap_or_default();
+        let mut ys = y.to_vec();
+        let mut added = vec![0usize; k];
+        let mut conf = 0.0f64;
+        for (class, rows) in by_class.iter_mut().enumerate() {
+            rows.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let quota = (portion * nu as f64 * prior[class]).round() as usize;
+            for &(pc, i) in rows.iter().take(quota) {
+                dense.extend_from_slice(&u.dense[i * d..(i + 1) * d]);
+                if let Some((s, _)) = u.sparse {
+                    sparse.push(s[i].clone());
+                }
+                ys.push(class as u32);
+                added[class] += 1;
+                conf += pc as f64;
+            }
+        }
+        let total: usize = added.iter().sum();
+        let rows = Rows {
+            dense: &dense,
+            d,
+            sparse: l.sparse.map(|(_, b)| (&sparse[..], b)),
+        };
+        model = fit(rows, &ys, k, Some(base.c), seed);
+        model.cv_loss = base.cv_loss.clone();
+        log.push(Round {
+            round: r,
+            added,
+            mean_confidence: conf / total.max(1) as f64,
+        });
+    }
+    (model, log)
+}
+
 fn column_stats(x: &[f32], n: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
     let mut mean = vec![0.0f64; d];
-    for row in x.chunks(d) {
+    for row in x.chunks(d.max(1)) {
         mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
     }
     mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
     let mut var = vec![0.0f64; d];
-    for row in x.chunks(d) {
+    for row in x.chunks(d.max(1)) {
         var.iter_mut()
             .zip(row)
             .zip(&mean)
@@ -101,11 +300,11 @@ fn column_stats(x: &[f32], n: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
     (mean, sd)
 }
 
-fn standardise(x: &[f32], d: usize, mean: &[f64], sd: &[f64]) -> Vec<f32> {
+fn standardise(x: &[f32], d: usize, mean: &[f64], sd: &[f64], alpha: f64) -> Vec<f32> {
     let mut z = x.to_vec();
-    for row in z.chunks_mut(d) {
+    for row in z.chunks_mut(d.max(1)) {
         for ((v, m), s) in row.iter_mut().zip(mean).zip(sd) {
-            *v = ((*v as f64 - m) / s) as f32;
+            *v = (alpha * (*v as f64 - m) / s) as f32;
         }
     }
     z
@@ -127,7 +326,8 @@ fn folds(y: &[u32], k: usize, nfolds: usize, seed: u64) -> Vec<usize> {
     fold
 }
 
-fn choose_c(z: &[f32], n: usize, d: usize, y: &[u32], k: usize, seed: u64) -> (f64, Vec<(f64, f64)>) {
+fn choose_c(z: &Z, y: &[u32], seed: u64) -> (f64, Vec<(f64, f64)>) {
+    let (n, k) = (y.len(), z.k);
     let mut counts = vec![0usize; k];
     y.iter().for_each(|&l| counts[l as usize] += 1);
     let smallest = counts.iter().copied().filter(|&c| c > 0).min().unwrap_or(0);
@@ -143,8 +343,8 @@ fn choose_c(z: &[f32], n: usize, d: usize, y: &[u32], k: usize, seed: u64) -> (f
         // Warm start along the path, from strong to weak regularisation.
         let mut warm: Option<Vec<f64>> = None;
         for (ci, &c) in C_GRID.iter().enumerate() {
-            let (theta, _) = solve(z, d, y, k, &train, c, warm.as_deref());
-            loss[ci] += mean_log_loss(z, d, y, k, &test, &theta) * test.len() as f64;
+            let (theta, _) = solve(z, y, &train, c, warm.as_deref());
+            loss[ci] += mean_log_loss(z, y, &test, &theta) * test.len() as f64;
             warm = Some(theta);
         }
     }
@@ -156,16 +356,30 @@ fn choose_c(z: &[f32], n: usize, d: usize, y: &[u32], k: usize, seed: u64) -> (f
     (best.0, curve)
 }
 
-/// Logits of `rows` under `theta` (`d × k` weights then `k` biases).
-fn logits(z: &[f32], d: usize, k: usize, rows: &[usize], theta: &[f64]) -> Vec<f32> {
-    let mut xs = Vec::with_capacity(rows.len() * d);
-    for &r in rows {
-        xs.extend_from_slice(&z[r * d..(r + 1) * d]);
-    }
-    let w: Vec<f32> = theta[..d * k].iter().map(|&v| v as f32).collect();
-    let mut out = product(View::rows(&xs, rows.len(), d, d), View::rows(&w, d, k, k), 1);
-    for row in out.chunks_mut(k) {
-        row.iter_mut().zip(&theta[d * k..]).for_each(|(v, &b)| *v += b as f32);
+/// Logits of `rows` under `theta` (dense weights, sparse weights, then `k` biases).
+fn logits(z: &Z, rows: &[usize], theta: &[f64]) -> Vec<f32> {
+    let (d, k) = (z.d, z.k);
+    let mut out = if d > 0 {
+        let mut xs = Vec::with_capacity(rows.len() * d);
+        for &r in rows {
+            xs.extend_from_slice(&z.dense[r * d..(r + 1) * d]);
+        }
+        let w: Vec<f32> = theta[..d * k].iter().map(|&v| v as f32).collect();
+        product(View::rows(&xs, rows.len(), d, d), View::rows(&w, d, k, k), 1)
+    } else {
+        vec![0.0; rows.len() * k]
+    };
+    let bias = &theta[z.dim() - k..];
+    for (row, &r) in out.chunks_mut(k).zip(rows) {
+        row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b as f32);
+        if !z.sparse.is_empty() {
+            for &(col, v) in &z.sparse[r] {
+                let at = (d + col as usize) * k;
+                row.iter_mut()
+                    .zip(&theta[at..at + k])
+                    .for_each(|(o, &w)| *o += v * w as f32);
+            }
+        }
     }
     out
 }
@@ -183,8 +397,9 @@ fn softmax(row: &mut [f32]) -> f64 {
     mx + s.ln()
 }
 
-fn mean_log_loss(z: &[f32], d: usize, y: &[u32], k: usize, rows: &[usize], theta: &[f64]) -> f64 {
-    let mut lg = logits(z, d, k, rows, theta);
+fn mean_log_loss(z: &Z, y: &[u32], rows: &[usize], theta: &[f64]) -> f64 {
+    let k = z.k;
+    let mut lg = logits(z, rows, theta);
     let mut total = 0.0f64;
     for (row, &r) in lg.chunks_mut(k).zip(rows) {
         let target = row[y[r] as usize] as f64;
@@ -194,9 +409,10 @@ fn mean_log_loss(z: &[f32], d: usize, y: &[u32], k: usize, rows: &[usize], theta
 }
 
 /// Objective and gradient over `rows` at C = `c`.
-fn objective(z: &[f32], d: usize, y: &[u32], k: usize, rows: &[usize], c: f64, theta: &[f64]) -> (f64, Vec<f64>) {
+fn objective(z: &Z, y: &[u32], rows: &[usize], c: f64, theta: &[f64]) -> (f64, Vec<f64>) {
+    let (d, k) = (z.d, z.k);
     let n = rows.len().max(1) as f64;
-    let mut p = logits(z, d, k, rows, theta);
+    let mut p = logits(z, rows, theta);
     let mut f = 0.0f64;
     for (row, &r) in p.chunks_mut(k).zip(rows) {
         let target = row[y[r] as usize] as f64;
@@ -204,25 +420,39 @@ fn objective(z: &[f32], d: usize, y: &[u32], k: usize, rows: &[usize], c: f64, t
         row[y[r] as usize] -= 1.0;
     }
     f /= n;
-    let mut xs = Vec::with_capacity(rows.len() * d);
-    for &r in rows {
-        xs.extend_from_slice(&z[r * d..(r + 1) * d]);
-    }
-    let gw = product(
-        View::rows(&xs, rows.len(), d, d).t(),
-        View::rows(&p, rows.len(), k, k),
-        1,
-    );
-    let lam = 1.0 / (c * n);
-    let mut g = vec![0.0f64; d * k + k];
-    for i in 0..d * k {
-        g[i] = gw[i] as f64 / n + lam * theta[i];
-        f += 0.5 * lam * theta[i] * theta[i];
-    }
-    for row in p.chunks(k) {
-        for (cl, &v) in row.iter().enumerate() {
-            g[d * k + cl] += v as f64 / n;
+    let dim = z.dim();
+    let nw = dim - k;
+    let mut g = vec![0.0f64; dim];
+    if d > 0 {
+        let mut xs = Vec::with_capacity(rows.len() * d);
+        for &r in rows {
+            xs.extend_from_slice(&z.dense[r * d..(r + 1) * d]);
         }
+        let gw = product(
+            View::rows(&xs, rows.len(), d, d).t(),
+            View::rows(&p, rows.len(), k, k),
+            1,
+        );
+        g[..d * k].iter_mut().zip(&gw).for_each(|(g, &v)| *g = v as f64 / n);
+    }
+    for (row, &r) in p.chunks(k).zip(rows) {
+        if !z.sparse.is_empty() {
+            for &(col, v) in &z.sparse[r] {
+                let at = (d + col as usize) * k;
+                g[at..at + k]
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(g, &e)| *g += (v * e) as f64 / n);
+            }
+        }
+        for (cl, &v) in row.iter().enumerate() {
+            g[nw + cl] += v as f64 / n;
+        }
+    }
+    let lam = 1.0 / (c * n);
+    for i in 0..nw {
+        g[i] += lam * theta[i];
+        f += 0.5 * lam * theta[i] * theta[i];
     }
     (f, g)
 }
@@ -233,11 +463,11 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// L-BFGS (memory 10) with a backtracking Armijo line search; stops when the largest gradient
 /// component falls below 1e-5 or after 500 iterations. Returns the parameters and objective.
-fn solve(z: &[f32], d: usize, y: &[u32], k: usize, rows: &[usize], c: f64, warm: Option<&[f64]>) -> (Vec<f64>, f64) {
+fn solve(z: &Z, y: &[u32], rows: &[usize], c: f64, warm: Option<&[f64]>) -> (Vec<f64>, f64) {
     const M: usize = 10;
-    let dim = d * k + k;
+    let dim = z.dim();
     let mut theta = warm.map(<[f64]>::to_vec).unwrap_or_else(|| vec![0.0; dim]);
-    let (mut f, mut g) = objective(z, d, y, k, rows, c, &theta);
+    let (mut f, mut g) = objective(z, y, rows, c, &theta);
     let mut s_hist: Vec<Vec<f64>> = Vec::new();
     let mut y_hist: Vec<Vec<f64>> = Vec::new();
     for _ in 0..500 {
@@ -267,7 +497,10 @@ fn solve(z: &[f32], d: usize, y: &[u32], k: usize, rows: &[usize], c: f64, warm:
         let dir: Vec<f64> = q.iter().map(|v| -v).collect();
         let slope = dot(&g, &dir);
         if slope >= 0.0 {
-            // Not a descent direction (curvature information went stale): restart.
+            if s_hist.is_empty() {
+                break;
+            }
+            // Not a descent direction (stale curvature information): restart from −g.
             s_hist.clear();
             y_hist.clear();
             continue;
@@ -276,7 +509,7 @@ fn solve(z: &[f32], d: usize, y: &[u32], k: usize, rows: &[usize], c: f64, warm:
         let mut accepted = None;
         for _ in 0..40 {
             let cand: Vec<f64> = theta.iter().zip(&dir).map(|(t, d)| t + step * d).collect();
-            let (fc, gc) = objective(z, d, y, k, rows, c, &cand);
+            let (fc, gc) = objective(z, y, rows, c, &cand);
             if fc <= f + 1e-4 * step * slope {
                 accepted = Some((cand, fc, gc));
                 break;
@@ -328,7 +561,12 @@ mod tests {
                 x.push(centre * 3.0 + 10.0 + rng.gen_range(-1.0..1.0));
             }
         }
-        let m = fit(&x, n, d, &y, 2, Some(1.0), 0);
+        let rows = Rows {
+            dense: &x,
+            d,
+            sparse: None,
+        };
+        let m = fit(rows, &y, 2, Some(1.0), 0);
         let acc = (0..n)
             .filter(|&i| {
                 let l: Vec<f32> = (0..2)
@@ -339,13 +577,63 @@ mod tests {
             .count();
         assert_eq!(acc, n);
         let (mean, sd) = column_stats(&x, n, d);
-        let z = standardise(&x, d, &mean, &sd);
-        let rows: Vec<usize> = (0..n).collect();
-        let (theta, _) = solve(&z, d, &y, 2, &rows, 1.0, None);
-        let (_, g) = objective(&z, d, &y, 2, &rows, 1.0, &theta);
+        let z = Z {
+            dense: standardise(&x, d, &mean, &sd, 1.0),
+            d,
+            sparse: Vec::new(),
+            slots: Vec::new(),
+            k: 2,
+        };
+        let all: Vec<usize> = (0..n).collect();
+        let (theta, _) = solve(&z, &y, &all, 1.0, None);
+        let (_, g) = objective(&z, &y, &all, 1.0, &theta);
         assert!(g.iter().all(|v| v.abs() < 1e-4), "gradient at the optimum: {g:?}");
-        let weak = fit(&x, n, d, &y, 2, Some(100.0), 0);
+        let weak = fit(rows, &y, 2, Some(100.0), 0);
         assert!(weak.w[1].abs() > m.w[1].abs());
+    }
+
+    /// Self-training on unlabelled rows from the same two blobs: pseudo-labels follow the
+    /// blobs, classes stay balanced, and a model fitted on 4 labels moves towards the one
+    /// fitted on all labels.
+    #[test]
+    fn self_training_uses_unlabelled_rows_class_balanced() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let d = 2;
+        let mut blob = |n: usize| {
+            let mut x = Vec::new();
+            let mut y = Vec::new();
+            for i in 0..n {
+                let c = (i % 2) as u32;
+                y.push(c);
+                x.push(if c == 1 { 1.5 } else { -1.5 } + rng.gen_range(-1.5..1.5));
+                x.push(rng.gen_range(-3.0..3.0));
+            }
+            (x, y)
+        };
+        let (xl, yl) = blob(4);
+        let (xu, yu) = blob(400);
+        let l = Rows {
+            dense: &xl,
+            d,
+            sparse: None,
+        };
+        let u = Rows {
+            dense: &xu,
+            d,
+            sparse: None,
+        };
+        let (m, rounds) = self_train(l, &yl, 2, Some(1.0), u, 3, 0);
+        assert_eq!(rounds.len(), 3);
+        let last = &rounds[2].added;
+        assert_eq!(last[0], last[1], "quotas follow the labelled priors (50/50)");
+        assert_eq!(
+            last[0] + last[1],
+            200,
+            "the last round labels half of the unlabelled rows"
+        );
+        let p = predict_proba(&m, u);
+        let acc = (0..400).filter(|&i| (p[2 * i + 1] > 0.5) == (yu[i] == 1)).count();
+        assert!(acc > 340, "self-trained accuracy {acc}/400");
     }
 
     /// Cross-validation prefers strong regularisation on pure noise and weak regularisation on
@@ -356,20 +644,104 @@ mod tests {
         let (n, d) = (120, 20);
         let noise: Vec<f32> = (0..n * d).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let y: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
-        let a = fit(&noise, n, d, &y, 3, None, 9);
+        let a = fit(
+            Rows {
+                dense: &noise,
+                d,
+                sparse: None,
+            },
+            &y,
+            3,
+            None,
+            9,
+        );
         assert!(a.c <= 0.0316, "noise should be regularised hard, chose C {}", a.c);
         let mut clean = noise.clone();
         for i in 0..n {
             clean[i * d + y[i] as usize] += 3.0;
         }
-        let b = fit(&clean, n, d, &y, 3, None, 9);
+        let b = fit(
+            Rows {
+                dense: &clean,
+                d,
+                sparse: None,
+            },
+            &y,
+            3,
+            None,
+            9,
+        );
         assert!(
             b.c >= 0.316,
             "a clean signal should be regularised lightly, chose C {}",
             b.c
         );
-        let b2 = fit(&clean, n, d, &y, 3, None, 9);
+        let b2 = fit(
+            Rows {
+                dense: &clean,
+                d,
+                sparse: None,
+            },
+            &y,
+            3,
+            None,
+            9,
+        );
         assert_eq!(b.w, b2.w);
         assert_eq!(b.cv_loss.len(), C_GRID.len());
+    }
+
+    /// A sparse block alone is plain TF-IDF logistic regression: words that mark a class win,
+    /// and the dense and sparse parts of a mixed model both carry weight.
+    #[test]
+    fn sparse_and_mixed_blocks_fit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let n = 60;
+        let mut sparse: Vec<SparseRow> = Vec::new();
+        let mut dense = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..n {
+            let c = (i % 2) as u32;
+            y.push(c);
+            // slot 7 marks class 1, slot 9 class 0; slot 3 is noise in both.
+            let mark = if c == 1 { 7 } else { 9 };
+            sparse.push(vec![(3, 0.5), (mark, 0.8)]);
+            dense.push(rng.gen_range(-1.0..1.0) + c as f32 * 0.5);
+        }
+        let m = fit(
+            Rows {
+                dense: &[],
+                d: 0,
+                sparse: Some((&sparse, 16)),
+            },
+            &y,
+            2,
+            None,
+            1,
+        );
+        let ws = m.ws.as_ref().unwrap();
+        assert!(ws[7 * 2 + 1] > ws[7 * 2] && ws[9 * 2] > ws[9 * 2 + 1]);
+        assert!(ws[5 * 2] == 0.0, "an unseen slot keeps weight 0");
+        let p = predict_proba(
+            &m,
+            Rows {
+                dense: &[],
+                d: 0,
+                sparse: Some((&sparse, 16)),
+            },
+        );
+        assert!((0..n).all(|i| (p[2 * i + 1] > 0.5) == (y[i] == 1)));
+        let mixed = fit(
+            Rows {
+                dense: &dense,
+                d: 1,
+                sparse: Some((&sparse, 16)),
+            },
+            &y,
+            2,
+            Some(1.0),
+            1,
+        );
+        assert!(mixed.w[1] - mixed.w[0] > 0.0, "the dense column leans to class 1");
     }
 }

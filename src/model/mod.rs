@@ -20,6 +20,7 @@ pub mod encoder;
 pub mod lm;
 pub mod logreg;
 pub mod lstm;
+pub mod ngrams;
 pub mod ops;
 pub mod pool;
 pub mod transformer;

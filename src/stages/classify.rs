@@ -42,6 +42,24 @@ pub fn pad_meta(src: &Path) -> Result<PadMeta> {
 /// class cannot predict it, and a dev set with that class would fail later with a message about
 /// labels the training data never shows, far from the `train_size` that caused it.
 pub fn subset(data: &Padded, n: usize, labels: &[String], seed: u64) -> Result<Padded> {
+    let rows = subset_rows(data, n, labels, seed)?;
+    let l = data.len;
+    let mut out = Padded {
+        len: l,
+        ids: Vec::new(),
+        mask: Vec::new(),
+        labels: Vec::new(),
+    };
+    for &r in &rows {
+        out.ids.extend_from_slice(data.row(r));
+        out.mask.extend_from_slice(data.mask_row(r));
+        out.labels.push(data.labels[r]);
+    }
+    Ok(out)
+}
+
+/// The rows (ascending indices into `data`) that [`subset`] keeps.
+pub fn subset_rows(data: &Padded, n: usize, labels: &[String], seed: u64) -> Result<Vec<usize>> {
     let classes = labels.len();
     let total = data.rows();
     if n > total {
@@ -66,7 +84,7 @@ pub fn subset(data: &Padded, n: usize, labels: &[String], seed: u64) -> Result<P
         );
     }
     if n == total {
-        return Ok(data.clone());
+        return Ok((0..total).collect());
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ab5e7);
     for c in by_class.iter_mut() {
@@ -103,19 +121,37 @@ pub fn subset(data: &Padded, n: usize, labels: &[String], seed: u64) -> Result<P
         .flat_map(|(c, &t)| c[..t].iter().copied())
         .collect();
     rows.sort_unstable();
-    let l = data.len;
-    let mut out = Padded {
-        len: l,
-        ids: Vec::new(),
-        mask: Vec::new(),
-        labels: Vec::new(),
-    };
-    for &r in &rows {
-        out.ids.extend_from_slice(data.row(r));
-        out.mask.extend_from_slice(data.mask_row(r));
-        out.labels.push(data.labels[r]);
+    Ok(rows)
+}
+
+/// Writes `train_rows.json`: which rows of the training dataset (0-based, in file order) a
+/// classifier stage learned from, so that peers can be run on exactly the same label subset.
+pub fn record_train_rows(out: &Path, full_rows: usize, train_size: Option<usize>, rows: &[usize]) -> Result<()> {
+    let v = serde_json::json!({ "dataset_rows": full_rows, "train_size": train_size, "rows": rows });
+    std::fs::write(out.join("train_rows.json"), serde_json::to_vec(&v)?)?;
+    Ok(())
+}
+
+/// The training rows with the label budget applied, and their indices into the dataset.
+pub fn training_rows(
+    src: &Path,
+    meta: &PadMeta,
+    from: &str,
+    train: &str,
+    train_size: Option<usize>,
+    seed: u64,
+) -> Result<(Padded, Vec<usize>)> {
+    let full = labelled(src, meta, from, train)?;
+    match train_size {
+        Some(n) => {
+            let rows = subset_rows(&full, n, &meta.tok.labels, seed)?;
+            Ok((subset(&full, n, &meta.tok.labels, seed)?, rows))
+        }
+        None => {
+            let n = full.rows();
+            Ok((full, (0..n).collect()))
+        }
     }
-    Ok(out)
 }
 
 /// The training rows (the label budget applied) and the dev rows of a classifier stage.
@@ -127,12 +163,8 @@ pub fn training_data(
     dev: Option<&str>,
     train_size: Option<usize>,
     seed: u64,
-) -> Result<(Padded, Option<Padded>)> {
-    let full = labelled(src, meta, from, train)?;
-    let train = match train_size {
-        Some(n) => subset(&full, n, &meta.tok.labels, seed)?,
-        None => full,
-    };
+) -> Result<(Padded, Option<Padded>, Vec<usize>)> {
+    let (train, rows) = training_rows(src, meta, from, train, train_size, seed)?;
     let devset = match dev {
         Some(d) => {
             let p = labelled(src, meta, from, d)?;
@@ -141,7 +173,7 @@ pub fn training_data(
         }
         None => None,
     };
-    Ok((train, devset))
+    Ok((train, devset, rows))
 }
 
 /// Fails when evaluation data has labels the training data never shows.
@@ -178,6 +210,7 @@ pub fn config_from(
         vocab_size: meta.tok.vocab_size,
         hidden,
         labels: meta.tok.labels.clone(),
+        ngrams: None,
         shape: crate::stages::pad::Shape {
             max_len: meta.max_len,
             add_cls: meta.add_cls,

@@ -13,8 +13,10 @@ use super::finetune::check_training;
 use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::model::classifier::{Classifier, EpochLog, TrainSettings};
 use crate::model::logreg;
+use crate::model::ngrams::{self, NgramSpec};
 use crate::model::pool::Pooling;
 use crate::model::Dev;
+use crate::seqfile::read_padded;
 
 pub const KIND: Kind = Kind {
     name: "feature-extract",
@@ -58,6 +60,25 @@ pub struct FeatureExtract {
     /// stratified 5-fold cross-validation on the training rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub c: Option<f64>,
+    /// logistic: datasets of the pad stage whose *texts* feed class-balanced self-training
+    /// (e.g. the training csv beyond the label budget, or other in-domain text). Their labels,
+    /// if the dataset has any, are never read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unlabelled: Vec<String>,
+    /// logistic: add TF-IDF features of token uni- to `ngrams`-grams (1..=3) beside the pooled
+    /// vectors, in the same regularised regression (idf counted over the training rows and
+    /// the `unlabelled` datasets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ngrams: Option<usize>,
+    /// logistic: whether the pooled encoder vectors are features [true]. `pooled: false` with
+    /// `ngrams` is plain TF-IDF logistic regression — the linear baseline, fitted by the same
+    /// solver (the encoder's weights in the head are then exactly 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooled: Option<bool>,
+    /// Rounds of self-training over `unlabelled` [0: the texts only inform the n-gram idf].
+    /// Measured on mpqa_polarity, self-training lowered accuracy by ~2 points, so it is opt-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<usize>,
     /// mlp: SGD settings [30 epochs, batch 32, lr 0.02]. The logistic head is solved exactly
     /// (L-BFGS), so these are rejected there and left out of its key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +118,9 @@ impl FeatureExtract {
     fn lr(&self) -> f64 {
         self.lr.unwrap_or_else(d_lr)
     }
+    fn rounds(&self) -> usize {
+        self.rounds.unwrap_or(0)
+    }
 }
 
 impl Stage for FeatureExtract {
@@ -118,11 +142,20 @@ impl Stage for FeatureExtract {
     fn held_refs(&self) -> Vec<HeldRef> {
         let mut v = vec![HeldRef::new("train", &self.train, &self.from)];
         v.extend(self.dev.iter().map(|d| HeldRef::new("dev", d, &self.from)));
+        v.extend(
+            self.unlabelled
+                .iter()
+                .enumerate()
+                .map(|(i, d)| HeldRef::new(&format!("unlabelled[{i}]"), d, &self.from)),
+        );
         v
     }
 
     fn params(&self) -> serde_json::Value {
         let mut p = params_of(self);
+        if !self.unlabelled.is_empty() {
+            p["rounds"] = self.rounds().into();
+        }
         if self.head == Head::Mlp {
             p["hidden"] = self.hidden.unwrap_or_else(d_hidden).into();
             p["epochs"] = self.epochs().into();
@@ -157,6 +190,36 @@ impl Stage for FeatureExtract {
                 }
             }
         }
+        if self.head == Head::Mlp && !self.unlabelled.is_empty() {
+            v.push((
+                "unlabelled".into(),
+                "self-training on `unlabelled` texts needs `head: logistic`".into(),
+            ));
+        }
+        if self.head == Head::Mlp && self.ngrams.is_some() {
+            v.push(("ngrams".into(), "n-gram features need `head: logistic`".into()));
+        }
+        if self.pooled == Some(false) && self.ngrams.is_none() {
+            v.push((
+                "pooled".into(),
+                "`pooled: false` leaves no features; add `ngrams` (TF-IDF n-grams) or drop `pooled`".into(),
+            ));
+        }
+        if self.pooled.is_some() && self.head == Head::Mlp {
+            v.push(("pooled".into(), "`pooled` applies to `head: logistic` only".into()));
+        }
+        if self.ngrams.is_some_and(|n| !(1..=3).contains(&n)) {
+            v.push(("ngrams".into(), "ngrams is out of range: expected 1..=3".into()));
+        }
+        if self.rounds.is_some() && self.unlabelled.is_empty() {
+            v.push((
+                "rounds".into(),
+                "`rounds` counts self-training rounds over `unlabelled` datasets; name some".into(),
+            ));
+        }
+        if self.rounds.is_some_and(|r| !(1..=10).contains(&r)) {
+            v.push(("rounds".into(), "rounds is out of range: expected 1..=10".into()));
+        }
         match self.c {
             Some(_) if self.head == Head::Mlp => v.push((
                 "c".into(),
@@ -182,7 +245,7 @@ impl Stage for FeatureExtract {
         let src = ctx.artefact(&self.from)?;
         let meta = classify::pad_meta(src)?;
         let dev = Dev::seed_from_u64(ctx.seed);
-        let (train, devset) = classify::training_data(
+        let (train, devset, train_rows) = classify::training_data(
             src,
             &meta,
             &self.from,
@@ -205,11 +268,74 @@ impl Stage for FeatureExtract {
         let (history, how) = if self.head == Head::Logistic {
             let k = model.cfg.labels.len();
             let y: Vec<u32> = train.labels.iter().map(|&l| l as u32).collect();
-            let fitted = logreg::fit(&feats, train.rows(), width, &y, k, self.c, ctx.seed);
-            model
-                .params
-                .tensors
-                .insert("head.w".into(), dev.tensor_from_vec(fitted.w.clone(), (width, k)));
+            // Unlabelled rows: only their ids and masks reach the encoder; labels are dropped
+            // here so that nothing downstream could read them.
+            let mut u = Vec::new();
+            let mut u_counts = Vec::new();
+            let spec = self.ngrams.map(|n| NgramSpec {
+                n,
+                buckets: ngrams::BUCKETS,
+            });
+            for name in &self.unlabelled {
+                let mut rows = read_padded(&src.join(format!("{name}.pad")))?;
+                rows.labels.iter_mut().for_each(|l| *l = 0);
+                u.extend(model.features_of(&dev, &rows)?);
+                if let Some(spec) = spec {
+                    u_counts.extend(row_counts(spec, &rows));
+                }
+            }
+            let rounds = if self.unlabelled.is_empty() { 0 } else { self.rounds() };
+            // n-grams: idf over every text this stage may read (labelled and unlabelled rows).
+            let sparse = spec.map(|spec| {
+                let counts = row_counts(spec, &train);
+                let all: Vec<_> = counts.iter().chain(&u_counts).cloned().collect();
+                let idf = ngrams::idf(&all, spec.buckets);
+                let weigh = |rows: &[ngrams::SparseRow]| -> Vec<ngrams::SparseRow> {
+                    rows.iter().map(|r| ngrams::weigh(r, &idf)).collect()
+                };
+                let (l, u) = (weigh(&counts), weigh(&u_counts));
+                (spec, idf, l, u)
+            });
+            // Without pooled vectors the dense block is empty and its head weights stay 0.
+            let dw = if self.pooled == Some(false) { 0 } else { width };
+            let (feats, u) = if dw == 0 {
+                (Vec::new(), Vec::new())
+            } else {
+                (feats.clone(), u)
+            };
+            let l_rows = logreg::Rows {
+                dense: &feats,
+                d: dw,
+                sparse: sparse.as_ref().map(|(s, _, l, _)| (&l[..], s.buckets)),
+            };
+            let u_rows = logreg::Rows {
+                dense: &u,
+                d: dw,
+                sparse: sparse.as_ref().map(|(s, _, _, u)| (&u[..], s.buckets)),
+            };
+            let (fitted, self_training) = logreg::self_train(l_rows, &y, k, self.c, u_rows, rounds, ctx.seed);
+            if let (Some((spec, idf, _, _)), Some(ws)) = (&sparse, &fitted.ws) {
+                model.cfg.ngrams = Some(*spec);
+                model.params.tensors.insert(
+                    "head.ngram_idf".into(),
+                    dev.tensor_from_vec(idf.clone(), (1, spec.buckets)),
+                );
+                model.params.tensors.insert(
+                    "head.ngram_w".into(),
+                    dev.tensor_from_vec(ws.clone(), (spec.buckets, k)),
+                );
+            }
+            model.params.tensors.insert(
+                "head.w".into(),
+                dev.tensor_from_vec(
+                    if dw == 0 {
+                        vec![0.0; width * k]
+                    } else {
+                        fitted.w.clone()
+                    },
+                    (width, k),
+                ),
+            );
             model
                 .params
                 .tensors
@@ -230,11 +356,21 @@ impl Stage for FeatureExtract {
                 "cv_log_loss": fitted.cv_loss.iter().map(|(c, l)| serde_json::json!({"c": c, "log_loss": l})).collect::<Vec<_>>(),
                 "objective": fitted.objective,
                 "standardised": true,
+                "unlabelled_rows": u.len() / width.max(1),
+                "self_training": self_training,
             });
             std::fs::write(ctx.out.join("logistic.json"), serde_json::to_vec_pretty(&record)?)?;
             let how = match self.c {
                 Some(c) => format!("C {c}"),
                 None => format!("C {} by cross-validation", fitted.c),
+            };
+            let how = match self_training.last() {
+                Some(r) => format!(
+                    "{how}, {} self-training rounds ({} pseudo-labels)",
+                    self_training.len(),
+                    r.added.iter().sum::<usize>()
+                ),
+                None => how,
             };
             (vec![log], how)
         } else {
@@ -269,6 +405,8 @@ impl Stage for FeatureExtract {
             (history, format!("{n} epochs"))
         };
         save_model(ctx.out, src, &model, &history)?;
+        let full_rows = meta.tok.datasets.get(&self.train).map(|d| d.rows).unwrap_or(0);
+        classify::record_train_rows(ctx.out, full_rows, self.train_size, &train_rows)?;
         // The frozen encoder's pooled features of the training rows, for inspection or for
         // training other heads elsewhere (safetensors: `features` rows × width, `labels`).
         let mut stored = crate::model::Params::default();
@@ -290,4 +428,14 @@ impl Stage for FeatureExtract {
             metrics: None,
         })
     }
+}
+
+/// Raw n-gram counts of every row of a padded dataset.
+fn row_counts(spec: NgramSpec, rows: &crate::seqfile::Padded) -> Vec<ngrams::SparseRow> {
+    let l = rows.len;
+    rows.ids
+        .chunks(l)
+        .zip(rows.mask.chunks(l))
+        .map(|(i, m)| ngrams::counts(spec, i, m))
+        .collect()
 }

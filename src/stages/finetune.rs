@@ -238,7 +238,7 @@ impl Stage for Finetune {
         let src = ctx.artefact(&self.from)?;
         let meta = classify::pad_meta(src)?;
         let dev = Dev::seed_from_u64(ctx.seed);
-        let (train, devset) = classify::training_data(
+        let (train, devset, train_rows) = classify::training_data(
             src,
             &meta,
             &self.from,
@@ -303,6 +303,8 @@ impl Stage for Finetune {
         };
         let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.progress)?;
         save_model(ctx.out, src, &model, &history)?;
+        let full_rows = meta.tok.datasets.get(&self.train).map(|d| d.rows).unwrap_or(0);
+        classify::record_train_rows(ctx.out, full_rows, self.train_size, &train_rows)?;
         let last = history.last();
         Ok(Outcome {
             summary: format!(
