@@ -111,7 +111,8 @@ def ft(rows):
     os.unlink(f.name)
     if m is None:
         return float("nan"), float("nan")
-    pred = [m.predict(norm(t))[0][0].replace("__label__", "") for t, _ in test]
+    # The low-level call: fastText's Python `predict` breaks with NumPy 2 (np.array(copy=False)).
+    pred = [m.f.predict(norm(t) + "\n", 1, 0.0, "strict")[0][1].replace("__label__", "") for t, _ in test]
     return score([l for _, l in test], pred)
 
 

@@ -1,6 +1,8 @@
 //! The quickstart end to end: learning happens, pretraining pays, reruns are cached, results
 //! are reproducible, trained models classify new text, and a diverging run caches nothing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -628,4 +630,56 @@ fn ngram_heads_learn_and_read_no_label_beyond_the_budget() {
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(direct, exported);
+}
+
+/// pipelines/transfer.yaml, the template users copy: exactly five datasets; the test set's texts
+/// are only encoded and evaluated — never fitted on, pretrained on, self-trained on or trained
+/// on; the three evaluate stages the README names exist; and it validates where ../shared is.
+#[test]
+fn the_transfer_template_never_trains_on_the_test_set() {
+    let path = root().join("pipelines/transfer.yaml");
+    let v: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let names: Vec<&str> = v["datasets"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["general", "domain", "train", "dev", "test"]);
+    let mut uses_of_test = Vec::new();
+    for (name, stage) in v["stages"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        for (field, value) in stage.as_mapping().unwrap() {
+            let field = field.as_str().unwrap();
+            let mentions = match value {
+                serde_yaml::Value::String(s) => s == "test",
+                serde_yaml::Value::Sequence(xs) => xs.iter().any(|x| x.as_str() == Some("test")),
+                _ => false,
+            };
+            if mentions {
+                uses_of_test.push(format!("{name}.{field}"));
+            }
+        }
+    }
+    uses_of_test.sort();
+    assert_eq!(
+        uses_of_test,
+        [
+            "eval_linear.data",
+            "eval_recipe.data",
+            "eval_scratch.data",
+            "tok.encode"
+        ],
+        "the test set may only be encoded and evaluated"
+    );
+    if !root().join("../shared/datasets").is_dir() {
+        common::skip(
+            "the_transfer_template_never_trains_on_the_test_set",
+            "../shared/datasets is absent: the template's paths were not validated",
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, out, err) = ws(&tmp.path().join("ws"), &["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
 }

@@ -47,6 +47,28 @@ impl Rows<'_> {
     }
 }
 
+/// Inverse regularisation strengths (scikit-learn's C) of the dense and the sparse block.
+///
+/// Why two: pooled vectors (a few hundred dense columns) and n-grams (thousands of sparse
+/// ones) need different strengths, and one C for both let the worse-regularised block drag
+/// the model below either block alone (cr_customer_reviews: 80.2 % with both against 83.2 %
+/// with n-grams alone, every label).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reg {
+    pub dense: f64,
+    pub sparse: f64,
+}
+
+impl Reg {
+    pub fn both(c: f64) -> Reg {
+        Reg { dense: c, sparse: c }
+    }
+}
+
+/// Factors tried on both blocks' C at once, after each block's C was chosen alone: evidence
+/// from two blocks adds up, so the joint model usually wants both somewhat stronger.
+pub const SHRINK: [f64; 5] = [1.0 / 16.0, 1.0 / 8.0, 0.25, 0.5, 1.0];
+
 /// A fitted model on raw features: `logits = x · w + s · ws + b`; `w` is `d × k` and `ws`
 /// (when there is a sparse block) `buckets × k`, row-major.
 #[derive(Debug, Clone)]
@@ -54,9 +76,10 @@ pub struct Fitted {
     pub w: Vec<f32>,
     pub ws: Option<Vec<f32>>,
     pub b: Vec<f32>,
-    pub c: f64,
-    /// Mean held-out log-loss per C of the grid (empty when C was given).
-    pub cv_loss: Vec<(f64, f64)>,
+    pub c: Reg,
+    /// Mean held-out log-loss of every setting cross-validation tried, in the order tried
+    /// (empty when C was given).
+    pub cv_loss: Vec<(Reg, f64)>,
     /// Final training objective (mean cross-entropy + penalty) at the chosen C.
     pub objective: f64,
 }
@@ -85,6 +108,15 @@ impl Z {
 /// cross-validation (up to 5 folds; a fixed C = 1 when a class has fewer than two rows, since
 /// then no fold split can hold it out).
 pub fn fit(rows: Rows, y: &[u32], k: usize, c: Option<f64>, seed: u64) -> Fitted {
+    fit_reg(rows, y, k, c.map(Reg::both), seed)
+}
+
+/// [`fit`] with both blocks' strengths given.
+pub fn fit_with(rows: Rows, y: &[u32], k: usize, c: Reg, seed: u64) -> Fitted {
+    fit_reg(rows, y, k, Some(c), seed)
+}
+
+fn fit_reg(rows: Rows, y: &[u32], k: usize, c: Option<Reg>, seed: u64) -> Fitted {
     let n = rows.n();
     let d = rows.d;
     assert_eq!(rows.dense.len(), n * d);
@@ -121,7 +153,34 @@ pub fn fit(rows: Rows, y: &[u32], k: usize, c: Option<f64>, seed: u64) -> Fitted
     };
     let (c, cv_loss) = match c {
         Some(c) => (c, Vec::new()),
-        None => choose_c(&z, y, seed),
+        None if z.d == 0 || z.slots.is_empty() => choose(&z, y, seed, &C_GRID.map(Reg::both)),
+        None => {
+            // Each block's C alone, then a common shrink factor for the pair.
+            let dense_only = Z {
+                dense: z.dense.clone(),
+                d: z.d,
+                sparse: Vec::new(),
+                slots: Vec::new(),
+                k,
+            };
+            let sparse_only = Z {
+                dense: Vec::new(),
+                d: 0,
+                sparse: z.sparse.clone(),
+                slots: z.slots.clone(),
+                k,
+            };
+            let (cd, mut curve) = choose(&dense_only, y, seed, &C_GRID.map(Reg::both));
+            let (cs, curve_s) = choose(&sparse_only, y, seed, &C_GRID.map(Reg::both));
+            curve.extend(curve_s);
+            let pairs = SHRINK.map(|f| Reg {
+                dense: cd.dense * f,
+                sparse: cs.sparse * f,
+            });
+            let (best, curve_j) = choose(&z, y, seed, &pairs);
+            curve.extend(curve_j);
+            (best, curve)
+        }
     };
     let all: Vec<usize> = (0..n).collect();
     let (theta, objective) = solve(&z, y, &all, c, None);
@@ -261,7 +320,7 @@ pub fn self_train(
             d,
             sparse: l.sparse.map(|(_, b)| (&sparse[..], b)),
         };
-        model = fit(rows, &ys, k, Some(base.c), seed);
+        model = fit_with(rows, &ys, k, base.c, seed);
         model.cv_loss = base.cv_loss.clone();
         log.push(Round {
             round: r,
@@ -326,29 +385,31 @@ fn folds(y: &[u32], k: usize, nfolds: usize, seed: u64) -> Vec<usize> {
     fold
 }
 
-fn choose_c(z: &Z, y: &[u32], seed: u64) -> (f64, Vec<(f64, f64)>) {
+/// The setting of `grid` (ordered from strong to weak regularisation, for warm starts) with
+/// the smallest mean held-out log-loss over stratified folds.
+fn choose(z: &Z, y: &[u32], seed: u64, grid: &[Reg]) -> (Reg, Vec<(Reg, f64)>) {
     let (n, k) = (y.len(), z.k);
     let mut counts = vec![0usize; k];
     y.iter().for_each(|&l| counts[l as usize] += 1);
     let smallest = counts.iter().copied().filter(|&c| c > 0).min().unwrap_or(0);
     let nfolds = smallest.min(5);
     if nfolds < 2 {
-        return (1.0, Vec::new());
+        return (Reg::both(1.0), Vec::new());
     }
     let fold = folds(y, k, nfolds, seed);
-    let mut loss = vec![0.0f64; C_GRID.len()];
+    let mut loss = vec![0.0f64; grid.len()];
     for f in 0..nfolds {
         let train: Vec<usize> = (0..n).filter(|&i| fold[i] != f).collect();
         let test: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
         // Warm start along the path, from strong to weak regularisation.
         let mut warm: Option<Vec<f64>> = None;
-        for (ci, &c) in C_GRID.iter().enumerate() {
+        for (ci, &c) in grid.iter().enumerate() {
             let (theta, _) = solve(z, y, &train, c, warm.as_deref());
             loss[ci] += mean_log_loss(z, y, &test, &theta) * test.len() as f64;
             warm = Some(theta);
         }
     }
-    let curve: Vec<(f64, f64)> = C_GRID.iter().zip(&loss).map(|(&c, &l)| (c, l / n as f64)).collect();
+    let curve: Vec<(Reg, f64)> = grid.iter().zip(&loss).map(|(&c, &l)| (c, l / n as f64)).collect();
     // The smallest held-out loss; ties go to the stronger regularisation (listed first).
     let best = curve
         .iter()
@@ -409,7 +470,7 @@ fn mean_log_loss(z: &Z, y: &[u32], rows: &[usize], theta: &[f64]) -> f64 {
 }
 
 /// Objective and gradient over `rows` at C = `c`.
-fn objective(z: &Z, y: &[u32], rows: &[usize], c: f64, theta: &[f64]) -> (f64, Vec<f64>) {
+fn objective(z: &Z, y: &[u32], rows: &[usize], c: Reg, theta: &[f64]) -> (f64, Vec<f64>) {
     let (d, k) = (z.d, z.k);
     let n = rows.len().max(1) as f64;
     let mut p = logits(z, rows, theta);
@@ -449,8 +510,9 @@ fn objective(z: &Z, y: &[u32], rows: &[usize], c: f64, theta: &[f64]) -> (f64, V
             g[nw + cl] += v as f64 / n;
         }
     }
-    let lam = 1.0 / (c * n);
+    let (lam_d, lam_s) = (1.0 / (c.dense * n), 1.0 / (c.sparse * n));
     for i in 0..nw {
+        let lam = if i < d * k { lam_d } else { lam_s };
         g[i] += lam * theta[i];
         f += 0.5 * lam * theta[i] * theta[i];
     }
@@ -463,7 +525,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// L-BFGS (memory 10) with a backtracking Armijo line search; stops when the largest gradient
 /// component falls below 1e-5 or after 500 iterations. Returns the parameters and objective.
-fn solve(z: &Z, y: &[u32], rows: &[usize], c: f64, warm: Option<&[f64]>) -> (Vec<f64>, f64) {
+fn solve(z: &Z, y: &[u32], rows: &[usize], c: Reg, warm: Option<&[f64]>) -> (Vec<f64>, f64) {
     const M: usize = 10;
     let dim = z.dim();
     let mut theta = warm.map(<[f64]>::to_vec).unwrap_or_else(|| vec![0.0; dim]);
@@ -585,8 +647,8 @@ mod tests {
             k: 2,
         };
         let all: Vec<usize> = (0..n).collect();
-        let (theta, _) = solve(&z, &y, &all, 1.0, None);
-        let (_, g) = objective(&z, &y, &all, 1.0, &theta);
+        let (theta, _) = solve(&z, &y, &all, Reg::both(1.0), None);
+        let (_, g) = objective(&z, &y, &all, Reg::both(1.0), &theta);
         assert!(g.iter().all(|v| v.abs() < 1e-4), "gradient at the optimum: {g:?}");
         let weak = fit(rows, &y, 2, Some(100.0), 0);
         assert!(weak.w[1].abs() > m.w[1].abs());
@@ -655,7 +717,11 @@ mod tests {
             None,
             9,
         );
-        assert!(a.c <= 0.0316, "noise should be regularised hard, chose C {}", a.c);
+        assert!(
+            a.c.dense <= 0.0316,
+            "noise should be regularised hard, chose C {:?}",
+            a.c
+        );
         let mut clean = noise.clone();
         for i in 0..n {
             clean[i * d + y[i] as usize] += 3.0;
@@ -672,8 +738,8 @@ mod tests {
             9,
         );
         assert!(
-            b.c >= 0.316,
-            "a clean signal should be regularised lightly, chose C {}",
+            b.c.dense >= 0.316,
+            "a clean signal should be regularised lightly, chose C {:?}",
             b.c
         );
         let b2 = fit(

@@ -22,7 +22,8 @@ pub const KIND: Kind = Kind {
     name: "feature-extract",
     // 3: thread-count-independent LSTM gradients; per-parameter Adam steps (gradual
     // unfreezing); transformer positions from the first real token.
-    version: 3,
+    // 4: the logistic head solved exactly (C by cross-validation, per block with n-grams).
+    version: 4,
     summary: "frozen pretrained encoder + a trained head on pooled features",
     parse: super::parse_as::<FeatureExtract>,
 };
@@ -351,9 +352,9 @@ impl Stage for FeatureExtract {
             // What the solver chose and why, beside the model (the report and
             // benches/logreg_vs_sklearn.py read it).
             let record = serde_json::json!({
-                "c": fitted.c,
+                "c": if fitted.ws.is_some() && dw > 0 { serde_json::json!({"dense": fitted.c.dense, "sparse": fitted.c.sparse}) } else { serde_json::json!(fitted.c.dense) },
                 "chosen_by": if self.c.is_some() { "spec" } else { "stratified 5-fold cross-validation, mean held-out log-loss" },
-                "cv_log_loss": fitted.cv_loss.iter().map(|(c, l)| serde_json::json!({"c": c, "log_loss": l})).collect::<Vec<_>>(),
+                "cv_log_loss": fitted.cv_loss.iter().map(|(c, l)| serde_json::json!({"c_dense": c.dense, "c_sparse": c.sparse, "log_loss": l})).collect::<Vec<_>>(),
                 "objective": fitted.objective,
                 "standardised": true,
                 "unlabelled_rows": u.len() / width.max(1),
@@ -362,7 +363,12 @@ impl Stage for FeatureExtract {
             std::fs::write(ctx.out.join("logistic.json"), serde_json::to_vec_pretty(&record)?)?;
             let how = match self.c {
                 Some(c) => format!("C {c}"),
-                None => format!("C {} by cross-validation", fitted.c),
+                None if fitted.ws.is_some() && dw > 0 => format!(
+                    "C {} (vectors) / {} (n-grams) by cross-validation",
+                    fitted.c.dense, fitted.c.sparse
+                ),
+                None if fitted.ws.is_some() => format!("C {} by cross-validation", fitted.c.sparse),
+                None => format!("C {} by cross-validation", fitted.c.dense),
             };
             let how = match self_training.last() {
                 Some(r) => format!(
