@@ -5,6 +5,7 @@
 //! the [`stages`] registry, and [`store`] keeps every artefact, complete or not at all.
 
 pub mod alloc;
+pub mod artefact;
 pub mod cli;
 pub mod dataset;
 pub mod determinism;
@@ -21,3 +22,46 @@ pub mod spec;
 pub mod stages;
 pub mod store;
 pub mod workspace;
+
+/// Architecture invariants that a reader would otherwise have to trust (ARCHITECTURE.md).
+#[cfg(test)]
+mod layering {
+    use std::path::Path;
+
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+
+    #[test]
+    fn model_never_imports_stages_and_only_spec_and_stage_parsing_know_yaml() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        for (path, text) in &files {
+            let rel = path.strip_prefix(src.to_str().unwrap()).unwrap_or(path);
+            if rel.starts_with("/model/") {
+                assert!(
+                    !text.contains("crate::stages"),
+                    "{rel} imports stages/: model/ must not"
+                );
+                assert!(!text.contains("crate::spec"), "{rel} imports spec: model/ must not");
+            }
+            // YAML is read by spec.rs; stages/mod.rs still types parameters from YAML
+            // values (issue 10 moves that behind spec/).
+            // (The needles are split so that this file does not match itself.)
+            if text.contains(concat!("serde", "_yaml")) || text.contains(concat!("yaml", "_rust2")) {
+                assert!(
+                    ["/spec.rs", "/stages/mod.rs"].contains(&rel),
+                    "{rel} uses a YAML crate: only spec.rs (and, for now, stages/mod.rs) may"
+                );
+            }
+        }
+    }
+}

@@ -35,7 +35,7 @@ pub struct ModelConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ngrams: Option<NgramSpec>,
     /// How new text must be cut and padded for this model.
-    pub shape: crate::stages::pad::Shape,
+    pub shape: crate::artefact::Shape,
 }
 
 impl ModelConfig {
@@ -492,7 +492,7 @@ pub fn unit_rows(dev: &Dev, e: &T2) -> T2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stages::pad::{Shape, Side};
+    use crate::artefact::{Shape, Side};
 
     fn tiny(pooling: Pooling, hidden: usize, kind: EncoderType) -> (Dev, Classifier, Padded) {
         let dev = Dev::default();

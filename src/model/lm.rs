@@ -18,7 +18,7 @@ use super::adam::Adam;
 use super::cbow::PretrainLog;
 use super::encoder::EncoderSpec;
 use super::{check_finite, ops, Dev, Params, Tp};
-use crate::stages::tokenize::MASK_ID;
+use crate::artefact::MASK_ID;
 
 #[derive(Debug, Clone)]
 pub struct LmSettings {

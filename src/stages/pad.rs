@@ -12,6 +12,8 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use crate::artefact::{Shape, Side};
+
 use super::tokenize::{read_meta, TokMeta};
 use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::seqfile::{read_ragged, write_padded, Padded};
@@ -22,13 +24,6 @@ pub const KIND: Kind = Kind {
     summary: "truncate/pad encoded datasets to a fixed length with an attention mask",
     parse: super::parse_as::<Pad>,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Pre,
-    Post,
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,42 +60,6 @@ pub struct PadMeta {
     pub truncating: Side,
     /// Per dataset: share of rows that were truncated.
     pub truncated: BTreeMap<String, f64>,
-}
-
-/// How one row becomes `max_len` ids: the part of a pad stage that `predict` reuses on new text.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Shape {
-    pub max_len: usize,
-    pub add_cls: bool,
-    pub padding: Side,
-    pub truncating: Side,
-}
-
-impl Shape {
-    /// Writes `row` into `ids`/`mask` (both `max_len` long, pre-filled with pad id / 0);
-    /// returns whether the row was truncated.
-    pub fn pad_into(&self, row: &[u32], cls_id: u32, ids: &mut [u32], mask: &mut [u8]) -> bool {
-        let body = self.max_len - usize::from(self.add_cls);
-        let was_cut = row.len() > body;
-        let kept = match (was_cut, self.truncating) {
-            (false, _) => row,
-            (true, Side::Post) => &row[..body],
-            (true, Side::Pre) => &row[row.len() - body..],
-        };
-        let n = kept.len() + usize::from(self.add_cls);
-        let start = match self.padding {
-            Side::Post => 0,
-            Side::Pre => self.max_len - n,
-        };
-        let mut at = start;
-        if self.add_cls {
-            ids[at] = cls_id;
-            at += 1;
-        }
-        ids[at..at + kept.len()].copy_from_slice(kept);
-        mask[start..start + n].fill(1);
-        was_cut
-    }
 }
 
 impl Pad {

@@ -34,12 +34,7 @@ pub const KIND: Kind = Kind {
     parse: super::parse_as::<Tokenize>,
 };
 
-/// The special tokens, in id order.
-pub const SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
-pub const PAD_ID: u32 = 0;
-pub const UNK_ID: u32 = 1;
-pub const CLS_ID: u32 = 2;
-pub const MASK_ID: u32 = 4;
+pub use crate::artefact::{CLS_ID, MASK_ID, PAD_ID, SPECIALS, UNK_ID};
 /// Smallest vocabulary we accept: the specials plus room for characters.
 const MIN_VOCAB: usize = 32;
 /// Longest word (after normalisation and pre-tokenisation), in characters, that the tokenizer
