@@ -85,7 +85,7 @@ PY
   "$BIN" --workspace "$OUT/ws/$ds" run "$spec" --json > "$OUT/$ds.warmstart.json"
   echo "$(( $(date +%s) - start ))" > "$OUT/$ds.seconds"
   # The label subsets warmstart drew, for the peers.
-  "$PY" - "$OUT/$ds.warmstart.json" "$OUT/ws/$ds" "$OUT/$ds.subsets.json" <<'PY'
+  "$PY" - "$OUT/$ds.warmstart.json" "$OUT/ws/$ds" "$OUT/$ds.subsets.new.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 subsets = {}
@@ -99,7 +99,15 @@ for s in r["stages"]:
     subsets[f"{budget}/{parts['seed']}"] = rows
 json.dump(subsets, open(sys.argv[3], "w"))
 PY
-  echo "== $ds: peers" >&2
-  "$PY" benches/transfer_peers.py "$data" "$OUT/$ds.subsets.json" "$OUT/vec/$ds.vec" "$general,$data/train.csv" $chinese > "$OUT/$ds.peers.jsonl"
+  # The peers depend only on the data and the subsets: rerun them only when those changed.
+  if cmp -s "$OUT/$ds.subsets.new.json" "$OUT/$ds.subsets.json" && [ "$(grep -c '"budget"' "$OUT/$ds.peers.jsonl" 2>/dev/null)" -ge 18 ]; then
+    echo "== $ds: peers unchanged (same subsets)" >&2
+  else
+    mv "$OUT/$ds.subsets.new.json" "$OUT/$ds.subsets.json"
+    echo "== $ds: peers" >&2
+    "$PY" benches/transfer_peers.py "$data" "$OUT/$ds.subsets.json" "$OUT/vec/$ds.vec" "$general,$data/train.csv" $chinese > "$OUT/$ds.peers.jsonl.tmp"
+    mv "$OUT/$ds.peers.jsonl.tmp" "$OUT/$ds.peers.jsonl"
+  fi
+  rm -f "$OUT/$ds.subsets.new.json"
 done
 "$PY" benches/transfer_table.py "$OUT" "${SETS[@]}"

@@ -22,8 +22,9 @@ pub const KIND: Kind = Kind {
     name: "feature-extract",
     // 3: thread-count-independent LSTM gradients; per-parameter Adam steps (gradual
     // unfreezing); transformer positions from the first real token.
-    // 4: the logistic head solved exactly (C by cross-validation, per block with n-grams).
-    version: 4,
+    // 6: the logistic head solved exactly (C by macro-F1 on dev or by cross-validation, per
+    // block with n-grams).
+    version: 6,
     summary: "frozen pretrained encoder + a trained head on pooled features",
     parse: super::parse_as::<FeatureExtract>,
 };
@@ -58,7 +59,8 @@ pub struct FeatureExtract {
     #[serde(default)]
     pub train_size: Option<usize>,
     /// logistic: the inverse regularisation strength C (scikit-learn's); absent = chosen by
-    /// stratified 5-fold cross-validation on the training rows.
+    /// log-loss on `dev` when given, else by stratified 5-fold cross-validation on the
+    /// training rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub c: Option<f64>,
     /// logistic: datasets of the pad stage whose *texts* feed class-balanced self-training
@@ -186,7 +188,7 @@ impl Stage for FeatureExtract {
                 if set {
                     v.push((
                         f.into(),
-                        format!("`{f}` applies to `head: mlp` only: the logistic head is solved exactly (L-BFGS, C by cross-validation; set `c` to fix C)"),
+                        format!("`{f}` applies to `head: mlp` only: the logistic head is solved exactly (L-BFGS, C chosen on `dev` or by cross-validation; set `c` to fix C)"),
                     ));
                 }
             }
@@ -314,7 +316,33 @@ impl Stage for FeatureExtract {
                 d: dw,
                 sparse: sparse.as_ref().map(|(s, _, _, u)| (&u[..], s.buckets)),
             };
-            let (fitted, self_training) = logreg::self_train(l_rows, &y, k, self.c, u_rows, rounds, ctx.seed);
+            // C is judged on the dev set when there is one (the same rows the SGD arms early-stop
+            // on), else by cross-validation on the labelled rows.
+            let dev_dense = match (&devset, dw) {
+                (Some(d), w) if w > 0 => model.features_of(&dev, d)?,
+                _ => Vec::new(),
+            };
+            let dev_sparse: Vec<ngrams::SparseRow> = match (&devset, &sparse) {
+                (Some(d), Some((spec, idf, _, _))) => {
+                    row_counts(*spec, d).iter().map(|r| ngrams::weigh(r, idf)).collect()
+                }
+                _ => Vec::new(),
+            };
+            let dev_y: Vec<u32> = devset
+                .as_ref()
+                .map(|d| d.labels.iter().map(|&l| l as u32).collect())
+                .unwrap_or_default();
+            let dev_rows = devset.as_ref().map(|_| {
+                (
+                    logreg::Rows {
+                        dense: &dev_dense,
+                        d: dw,
+                        sparse: sparse.as_ref().map(|(s, _, _, _)| (&dev_sparse[..], s.buckets)),
+                    },
+                    &dev_y[..],
+                )
+            });
+            let (fitted, self_training) = logreg::self_train(l_rows, &y, k, self.c, dev_rows, u_rows, rounds, ctx.seed);
             if let (Some((spec, idf, _, _)), Some(ws)) = (&sparse, &fitted.ws) {
                 model.cfg.ngrams = Some(*spec);
                 model.params.tensors.insert(
@@ -353,7 +381,11 @@ impl Stage for FeatureExtract {
             // benches/logreg_vs_sklearn.py read it).
             let record = serde_json::json!({
                 "c": if fitted.ws.is_some() && dw > 0 { serde_json::json!({"dense": fitted.c.dense, "sparse": fitted.c.sparse}) } else { serde_json::json!(fitted.c.dense) },
-                "chosen_by": if self.c.is_some() { "spec" } else { "stratified 5-fold cross-validation, mean held-out log-loss" },
+                "chosen_by": match (self.c, &self.dev) {
+                    (Some(_), _) => "spec".to_string(),
+                    (None, Some(d)) => format!("log-loss on dev set `{d}`"),
+                    (None, None) => "stratified 5-fold cross-validation, mean held-out log-loss".to_string(),
+                },
                 "cv_log_loss": fitted.cv_loss.iter().map(|(c, l)| serde_json::json!({"c_dense": c.dense, "c_sparse": c.sparse, "log_loss": l})).collect::<Vec<_>>(),
                 "objective": fitted.objective,
                 "standardised": true,
@@ -361,14 +393,19 @@ impl Stage for FeatureExtract {
                 "self_training": self_training,
             });
             std::fs::write(ctx.out.join("logistic.json"), serde_json::to_vec_pretty(&record)?)?;
+            let chosen = if self.dev.is_some() {
+                "on dev"
+            } else {
+                "by cross-validation"
+            };
             let how = match self.c {
                 Some(c) => format!("C {c}"),
                 None if fitted.ws.is_some() && dw > 0 => format!(
-                    "C {} (vectors) / {} (n-grams) by cross-validation",
-                    fitted.c.dense, fitted.c.sparse
+                    "C {} (vectors) / {} (n-grams) {}",
+                    fitted.c.dense, fitted.c.sparse, chosen
                 ),
-                None if fitted.ws.is_some() => format!("C {} by cross-validation", fitted.c.sparse),
-                None => format!("C {} by cross-validation", fitted.c.dense),
+                None if fitted.ws.is_some() => format!("C {} {chosen}", fitted.c.sparse),
+                None => format!("C {} {chosen}", fitted.c.dense),
             };
             let how = match self_training.last() {
                 Some(r) => format!(
