@@ -525,6 +525,26 @@ mod tests {
         (dev, model, data)
     }
 
+    /// Ids beyond the embedding table (sequences from another tokenizer) are an error on every
+    /// encoder, not an out-of-bounds panic inside the embedding op.
+    #[test]
+    fn token_ids_beyond_the_embedding_are_an_error() {
+        for kind in [
+            EncoderType::Bag,
+            EncoderType::Lstm,
+            EncoderType::Cnn,
+            EncoderType::Transformer,
+        ] {
+            let (dev, model, mut data) = tiny(Pooling::Mean, 0, kind);
+            data.ids[1] = 7; // vocab_size is 7: ids 0..=6
+            let err = model.predict_proba(&dev, &data).err().expect("must fail");
+            assert!(
+                err.to_string().contains("outside the embedding table"),
+                "{kind:?}: {err}"
+            );
+        }
+    }
+
     /// Autodiff gradients of every parameter match central finite differences — the check that
     /// no gradient is cut silently on the tape (pooling, bias broadcasts, the MLP head).
     #[test]
