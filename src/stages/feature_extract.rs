@@ -22,9 +22,9 @@ pub const KIND: Kind = Kind {
     name: "feature-extract",
     // 3: thread-count-independent LSTM gradients; per-parameter Adam steps (gradual
     // unfreezing); transformer positions from the first real token.
-    // 7: the logistic head solved exactly (C by macro-F1 on dev, or by cross-validated
-    // log-loss; per block with n-grams).
-    version: 7,
+    // 8: the logistic head solved exactly (C by held-out log-loss on dev, or cross-validated;
+    // per block with n-grams).
+    version: 8,
     summary: "frozen pretrained encoder + a trained head on pooled features",
     parse: super::parse_as::<FeatureExtract>,
 };
@@ -383,7 +383,7 @@ impl Stage for FeatureExtract {
                 "c": if fitted.ws.is_some() && dw > 0 { serde_json::json!({"dense": fitted.c.dense, "sparse": fitted.c.sparse}) } else { serde_json::json!(fitted.c.dense) },
                 "chosen_by": match (self.c, &self.dev) {
                     (Some(_), _) => "spec".to_string(),
-                    (None, Some(d)) => format!("macro-F1 (then log-loss) on dev set `{d}`"),
+                    (None, Some(d)) => format!("log-loss on dev set `{d}`"),
                     (None, None) => "stratified 5-fold cross-validation, mean held-out log-loss".to_string(),
                 },
                 "cv_log_loss": fitted.cv_loss.iter().map(|(c, l)| serde_json::json!({"c_dense": c.dense, "c_sparse": c.sparse, "log_loss": l})).collect::<Vec<_>>(),
