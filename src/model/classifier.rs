@@ -537,7 +537,7 @@ mod tests {
         ] {
             let (dev, model, mut data) = tiny(Pooling::Mean, 0, kind);
             data.ids[1] = 7; // vocab_size is 7: ids 0..=6
-            let err = model.predict_proba(&dev, &data).err().expect("must fail");
+            let err = model.predict_proba(&dev, &data).expect_err("must fail");
             assert!(
                 err.to_string().contains("outside the embedding table"),
                 "{kind:?}: {err}"
