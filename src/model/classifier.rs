@@ -239,6 +239,16 @@ impl Classifier {
         })
     }
 
+    /// Names of the head's parameters (what a frozen-encoder classifier trains).
+    pub fn head_params(&self) -> Vec<String> {
+        self.params
+            .tensors
+            .keys()
+            .filter(|k| k.starts_with("head."))
+            .cloned()
+            .collect()
+    }
+
     /// A parameter entering a graph with tape type `T`: `OwnedTape` records its gradient,
     /// `NoneTape` (inference, frozen features) does not.
     fn param<T: Tape<f32, Dev> + Default>(&self, name: &str) -> Result<Tensor<(usize, usize), f32, Dev, T>> {

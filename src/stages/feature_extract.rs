@@ -417,13 +417,7 @@ impl Stage for FeatureExtract {
             };
             (vec![log], how)
         } else {
-            let trainable: Vec<String> = model
-                .params
-                .tensors
-                .keys()
-                .filter(|k| k.starts_with("head."))
-                .cloned()
-                .collect();
+            let trainable: Vec<String> = model.head_params();
             let settings = TrainSettings {
                 epochs: self.epochs(),
                 batch_size: self.batch_size(),

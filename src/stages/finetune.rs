@@ -256,13 +256,7 @@ impl Stage for Finetune {
         };
         let cfg = config_from(&meta, self.encoder.clone(), self.pooling, self.hidden);
         let mut model = Classifier::new(&dev, cfg, pretrained, ctx.seed)?;
-        let mut trainable: Vec<String> = model
-            .params
-            .tensors
-            .keys()
-            .filter(|k| k.starts_with("head."))
-            .cloned()
-            .collect();
+        let mut trainable: Vec<String> = model.head_params();
         // none: everything learns; embeddings: the rest of the encoder (an LSTM's weights) still
         // learns; encoder: only the head learns.
         trainable.extend(

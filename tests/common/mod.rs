@@ -248,18 +248,22 @@ impl Project {
     /// Runs `warmstart --workspace <tmp>/.ws ARGS...` with the project as working directory.
     /// Returns (exit code, stdout, stderr).
     pub fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_warmstart"))
-            .arg("--workspace")
-            .arg(self.ws())
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warmstart"));
+        cmd.arg("--workspace").arg(self.ws()).args(args);
+        self.output(cmd).expect("cannot start the warmstart binary")
+    }
+
+    /// (exit code, stdout, stderr) of `cmd` run in the project folder without RUST_BACKTRACE.
+    fn output(&self, mut cmd: Command) -> Option<(i32, String, String)> {
+        let out = cmd
             .current_dir(self.path())
             .env_remove("RUST_BACKTRACE")
             .output()
-            .expect("cannot start the warmstart binary");
+            .ok()?;
         let code = out.status.code().unwrap_or(-1);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        (code, stdout, stderr)
+        Some((code, stdout, stderr))
     }
 
     /// Runs the binary as the unprivileged user `nobody` (via `setpriv`), for checks that root
@@ -270,20 +274,13 @@ impl Project {
         if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
             return None;
         }
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(env!("CARGO_BIN_EXE_warmstart"))
             .arg("--workspace")
             .arg(self.ws())
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("RUST_BACKTRACE")
-            .output()
-            .ok()?;
-        let code = out.status.code().unwrap_or(-1);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        Some((code, stdout, stderr))
+            .args(args);
+        self.output(cmd)
     }
 
     /// Runs `ARGS... --json` and parses stdout; panics (showing stderr) if it is not JSON.
