@@ -29,7 +29,7 @@ for ds in sets:
     try:
         r = json.load(open(f"{out}/{ds}.warmstart.json"))
         peers = [json.loads(l) for l in open(f"{out}/{ds}.peers.jsonl") if '"budget"' in l]
-    except FileNotFoundError:
+    except (FileNotFoundError, json.JSONDecodeError):
         print(f"| {ds} | — | not run | | | | | |")
         continue
     acc = defaultdict(list)
