@@ -35,14 +35,8 @@ pub fn pad_meta(src: &Path) -> Result<PadMeta> {
     read_pad_meta(src)
 }
 
-/// A deterministic stratified subset of `n` rows (the label budget): each class keeps its
-/// share (at least one row where possible), rows drawn with a seeded shuffle.
-///
-/// Fails when `n` cannot hold one row of every class the data has: a model that never sees a
-/// class cannot predict it, and a dev set with that class would fail later with a message about
-/// labels the training data never shows, far from the `train_size` that caused it.
-pub fn subset(data: &Padded, n: usize, labels: &[String], seed: u64) -> Result<Padded> {
-    let rows = subset_rows(data, n, labels, seed)?;
+/// The given rows of `data`, in the given order.
+fn take_rows(data: &Padded, rows: &[usize]) -> Padded {
     let l = data.len;
     let mut out = Padded {
         len: l,
@@ -50,15 +44,21 @@ pub fn subset(data: &Padded, n: usize, labels: &[String], seed: u64) -> Result<P
         mask: Vec::new(),
         labels: Vec::new(),
     };
-    for &r in &rows {
+    for &r in rows {
         out.ids.extend_from_slice(data.row(r));
         out.mask.extend_from_slice(data.mask_row(r));
         out.labels.push(data.labels[r]);
     }
-    Ok(out)
+    out
 }
 
-/// The rows (ascending indices into `data`) that [`subset`] keeps.
+/// The rows (ascending indices) of a deterministic stratified subset of `n` rows (the label
+/// budget): each class keeps its share (at least one row where possible), rows drawn with a
+/// seeded shuffle.
+///
+/// Fails when `n` cannot hold one row of every class the data has: a model that never sees a
+/// class cannot predict it, and a dev set with that class would fail later with a message about
+/// labels the training data never shows, far from the `train_size` that caused it.
 pub fn subset_rows(data: &Padded, n: usize, labels: &[String], seed: u64) -> Result<Vec<usize>> {
     let classes = labels.len();
     let total = data.rows();
@@ -145,7 +145,7 @@ pub fn training_rows(
     match train_size {
         Some(n) => {
             let rows = subset_rows(&full, n, &meta.tok.labels, seed)?;
-            Ok((subset(&full, n, &meta.tok.labels, seed)?, rows))
+            Ok((take_rows(&full, &rows), rows))
         }
         None => {
             let n = full.rows();

@@ -273,21 +273,29 @@ impl Stage for FeatureExtract {
             let y: Vec<u32> = train.labels.iter().map(|&l| l as u32).collect();
             // Unlabelled rows: only their ids and masks reach the encoder; labels are dropped
             // here so that nothing downstream could read them.
-            let mut u = Vec::new();
-            let mut u_counts = Vec::new();
             let spec = self.ngrams.map(|n| NgramSpec {
                 n,
                 buckets: ngrams::BUCKETS,
             });
+            let rounds = if self.unlabelled.is_empty() { 0 } else { self.rounds() };
+            // Without pooled vectors the dense block is empty and its head weights stay 0.
+            let dw = if self.pooled == Some(false) { 0 } else { width };
+            // The encoder runs over unlabelled rows only when self-training will read their
+            // vectors; for the n-gram idf their token counts suffice.
+            let mut u = Vec::new();
+            let mut u_counts = Vec::new();
+            let mut unlabelled_rows = 0;
             for name in &self.unlabelled {
                 let mut rows = read_padded(&src.join(format!("{name}.pad")))?;
                 rows.labels.iter_mut().for_each(|l| *l = 0);
-                u.extend(model.features_of(&dev, &rows)?);
+                unlabelled_rows += rows.rows();
+                if rounds > 0 && dw > 0 {
+                    u.extend(model.features_of(&dev, &rows)?);
+                }
                 if let Some(spec) = spec {
                     u_counts.extend(row_counts(spec, &rows));
                 }
             }
-            let rounds = if self.unlabelled.is_empty() { 0 } else { self.rounds() };
             // n-grams: idf over every text this stage may read (labelled and unlabelled rows).
             let sparse = spec.map(|spec| {
                 let counts = row_counts(spec, &train);
@@ -299,15 +307,8 @@ impl Stage for FeatureExtract {
                 let (l, u) = (weigh(&counts), weigh(&u_counts));
                 (spec, idf, l, u)
             });
-            // Without pooled vectors the dense block is empty and its head weights stay 0.
-            let dw = if self.pooled == Some(false) { 0 } else { width };
-            let (feats, u) = if dw == 0 {
-                (Vec::new(), Vec::new())
-            } else {
-                (feats.clone(), u)
-            };
             let l_rows = logreg::Rows {
-                dense: &feats,
+                dense: if dw == 0 { &[] } else { &feats },
                 d: dw,
                 sparse: sparse.as_ref().map(|(s, _, l, _)| (&l[..], s.buckets)),
             };
@@ -389,7 +390,7 @@ impl Stage for FeatureExtract {
                 "cv_log_loss": fitted.cv_loss.iter().map(|(c, l)| serde_json::json!({"c_dense": c.dense, "c_sparse": c.sparse, "log_loss": l})).collect::<Vec<_>>(),
                 "objective": fitted.objective,
                 "standardised": true,
-                "unlabelled_rows": u.len() / width.max(1),
+                "unlabelled_rows": unlabelled_rows,
                 "self_training": self_training,
             });
             std::fs::write(ctx.out.join("logistic.json"), serde_json::to_vec_pretty(&record)?)?;
