@@ -132,7 +132,8 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
     let clean = run(&tmp.path().join("clean"));
     let ws = tmp.path().join("ws");
     let spec = quickstart();
-    // Deterministic pseudo-random delays (xorshift), spread over a full run's duration.
+    // Deterministic pseudo-random delays (xorshift), spread over most of a full run's duration
+    // (measured here, so the spread holds on a fast machine as on a slow one).
     let full = {
         let t = Instant::now();
         run(&tmp.path().join("timing"));
@@ -151,7 +152,7 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let delay = x % (full / 3).max(50);
+        let delay = x % (full * 3 / 4).max(50);
         let mut child = Command::new(env!("CARGO_BIN_EXE_warmstart"))
             .arg("--workspace")
             .arg(&ws)
@@ -194,8 +195,25 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
         kills >= rounds / 3,
         "only {kills} of {rounds} runs were still going when killed"
     );
+    // With 100 rounds the kills must land in every kind of work the quickstart does:
+    // tokenizing, pretraining, fine-tuning/feature extraction and evaluation. (The stage
+    // named is the last one reported running; with `--jobs 2` two can run at once, so the
+    // count is of kinds, not of the eleven stages, and does not depend on machine speed.)
     if rounds >= 100 {
-        assert!(hit.len() >= 5, "kills should spread over the stages: {hit:?}");
+        let kinds: std::collections::BTreeSet<&str> = hit
+            .keys()
+            .map(|s| match s.as_str() {
+                "tok" | "seqs" => "tokenize",
+                "embed" => "pretrain",
+                s if s.starts_with("test_") => "evaluate",
+                "(planning)" => "planning",
+                _ => "train",
+            })
+            .collect();
+        assert!(
+            ["tokenize", "pretrain", "train", "evaluate"].iter().all(|k| kinds.contains(k)),
+            "kills should spread over the kinds of work: {hit:?}"
+        );
     }
 }
 
