@@ -211,7 +211,9 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
             })
             .collect();
         assert!(
-            ["tokenize", "pretrain", "train", "evaluate"].iter().all(|k| kinds.contains(k)),
+            ["tokenize", "pretrain", "train", "evaluate"]
+                .iter()
+                .all(|k| kinds.contains(k)),
             "kills should spread over the kinds of work: {hit:?}"
         );
     }

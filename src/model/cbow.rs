@@ -32,6 +32,28 @@ pub struct CbowSettings {
     pub seed: u64,
     /// Share of rows held out to report the held-out loss.
     pub held_out: f64,
+    /// Frequent-token subsampling threshold `t` (word2vec's `sample`; 0 = off). Each epoch an
+    /// occurrence of a token with corpus share `f > t` is dropped with probability
+    /// `1 - (sqrt(f/t) + 1)·t/f`, before windows are formed. Words like "the" then stop
+    /// dominating the updates and the windows reach further, which is what gives content
+    /// words their topical neighbours.
+    pub subsample: f64,
+}
+
+/// Keep probability of each token id under word2vec's subsampling with threshold `t`.
+pub fn keep_probabilities(counts: &[f64], t: f64) -> Vec<f64> {
+    let total: f64 = counts.iter().sum();
+    counts
+        .iter()
+        .map(|&c| {
+            if t <= 0.0 || c == 0.0 {
+                return 1.0;
+            }
+            let f = c / total;
+            ((f / t).sqrt() + 1.0) * t / f
+        })
+        .map(|p| p.min(1.0))
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,10 +164,7 @@ pub fn train(
     s: &CbowSettings,
     progress: &crate::progress::Progress,
 ) -> Result<(Params, Vec<PretrainLog>, f64)> {
-    let n = data.len();
-    let held = ((n as f64 * s.held_out).round() as usize).min(n.saturating_sub(1));
-    let train_rows = usable(&data[..n - held], specials as u32);
-    let held_rows = usable(&data[n - held..], specials as u32);
+    let (train_rows, held_rows) = super::split_held_out(&usable(data, specials as u32), s.held_out);
     let tokens: usize = train_rows.iter().map(Vec::len).sum();
     if tokens == 0 {
         bail!("the pretraining text has no row with two or more tokens; word2vec needs context");
@@ -156,6 +175,7 @@ pub fn train(
     let weights: Vec<f64> = counts.iter().map(|c| c.powf(0.75)).collect();
     let table =
         rand::distributions::WeightedIndex::new(&weights).map_err(|e| anyhow::anyhow!("sampling table: {e}"))?;
+    let keep = keep_probabilities(&counts, s.subsample);
 
     let d = s.dim;
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
@@ -171,6 +191,7 @@ pub fn train(
     let total = (tokens * s.epochs) as f64;
     let mut seen = 0usize;
     let mut order: Vec<usize> = (0..train_rows.len()).collect();
+    let mut kept: Vec<u32> = Vec::new();
     let mut log = Vec::new();
     let mut speed = Vec::new();
     progress.set_length((s.epochs * train_rows.len()) as u64);
@@ -178,11 +199,20 @@ pub fn train(
         use rand::seq::SliceRandom;
         let started = std::time::Instant::now();
         order.shuffle(&mut rng);
-        let mut sum = 0.0f64;
+        let (mut sum, mut examples) = (0.0f64, 0usize);
         for (k, &r) in order.iter().enumerate() {
-            let row = &train_rows[r];
+            let full = &train_rows[r];
             let lr = s.lr * (1.0 - seen as f64 / total).max(1e-4) as f32;
-            for i in 0..row.len() {
+            kept.clear();
+            kept.extend(full.iter().copied().filter(|&t| {
+                let p = keep[t as usize];
+                p >= 1.0 || rng.gen::<f64>() < p
+            }));
+            let row = &kept;
+            if row.len() >= 2 {
+                examples += row.len();
+            }
+            for i in 0..if row.len() >= 2 { row.len() } else { 0 } {
                 // word2vec's dynamic window: a random effective size in 1..=window.
                 let w = rng.gen_range(1..=s.window);
                 ctx.clear();
@@ -195,7 +225,7 @@ pub fn train(
                     &ctx, row[i], s.skipgram, &mut negs, &table, &mut rng, lr, &mut h, &mut grad,
                 ) as f64;
             }
-            seen += row.len();
+            seen += full.len();
             if k % 1024 == 0 {
                 progress.inc(1024.min(order.len() - k) as u64);
             }
@@ -223,7 +253,7 @@ pub fn train(
         }
         log.push(PretrainLog {
             epoch: epoch + 1,
-            train_loss: sum / tokens as f64,
+            train_loss: sum / examples.max(1) as f64,
             held_out_loss: if hn == 0 { f64::NAN } else { hsum / hn as f64 },
             held_out_perplexity: None,
         });

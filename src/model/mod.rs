@@ -113,6 +113,25 @@ pub fn zeros(dev: &Dev, rows: usize, cols: usize) -> T2 {
 }
 
 /// Fails with a clear message when a loss is not finite (then nothing is cached).
+/// Splits `items` into (train, held out): about `share` of them held out, spread evenly over
+/// the whole list (item `i` is held out when `⌊(i+1)·share⌋ > ⌊i·share⌋`), never the last.
+///
+/// Not the tail: pretraining data is the concatenation of its datasets in spec order, and the
+/// in-domain text is usually listed last (`data: [general, domain]`) and is small — a tail
+/// split held out all of it, so the encoder never trained on the text it is for.
+pub fn split_held_out<T: Clone>(items: &[T], share: f64) -> (Vec<T>, Vec<T>) {
+    let (mut train, mut held) = (Vec::new(), Vec::new());
+    for (i, x) in items.iter().enumerate() {
+        let out = share > 0.0 && ((i + 1) as f64 * share).floor() > (i as f64 * share).floor();
+        if out && i + 1 < items.len() {
+            held.push(x.clone());
+        } else {
+            train.push(x.clone());
+        }
+    }
+    (train, held)
+}
+
 pub fn check_finite(loss: f32, what: &str, epoch: usize) -> Result<()> {
     if !loss.is_finite() {
         bail!(
@@ -121,4 +140,26 @@ pub fn check_finite(loss: f32, what: &str, epoch: usize) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Held-out rows come from everywhere in the data, so a small dataset listed last (the
+    /// in-domain text) is trained on, not held out whole.
+    #[test]
+    fn held_out_rows_are_spread_over_all_the_data() {
+        let items: Vec<usize> = (0..1000).collect();
+        let (train, held) = super::split_held_out(&items, 0.05);
+        assert!((49..=50).contains(&held.len()), "{}", held.len());
+        assert_eq!(train.len() + held.len(), 1000);
+        // Every tenth of the data gives its share, the last 2 % (a small last dataset) too.
+        for tenth in 0..10 {
+            let n = held.iter().filter(|&&i| i / 100 == tenth).count();
+            assert!((4..=5).contains(&n), "tenth {tenth}: {n}");
+        }
+        assert!(train.iter().filter(|&&i| i >= 980).count() >= 19);
+        // Nothing held out when asked for nothing; never everything.
+        assert!(super::split_held_out(&items, 0.0).1.is_empty());
+        assert!(!super::split_held_out(&[7], 0.4).0.is_empty());
+    }
 }

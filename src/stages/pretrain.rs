@@ -30,7 +30,9 @@ pub const KIND: Kind = Kind {
     name: "pretrain",
     // 4: LSTM gradients summed over fixed row chunks; per-parameter Adam steps; transformer
     // positions from the first real token.
-    version: 4,
+    // 5: word2vec objectives subsample frequent tokens (`subsample`, default 1e-4).
+    // 6: held-out rows spread over all the data, not its tail (which was the in-domain dataset).
+    version: 6,
     summary: "pretrain an encoder on unlabelled text (cbow, skipgram, lm, mlm)",
     parse: super::parse_as::<Pretrain>,
 };
@@ -80,6 +82,10 @@ pub struct Pretrain {
     /// cbow/skipgram: negative samples per target [5].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negatives: Option<usize>,
+    /// cbow/skipgram: frequent-token subsampling threshold, word2vec's `sample` [1e-4, as
+    /// fastText; 0 = off]. Measured on ag_news at 100 labels: see BENCHMARKS.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subsample: Option<f64>,
     #[serde(default = "d_held")]
     pub held_out: f64,
     /// A seed of its own: then this stage ignores the pipeline seed, so repeats (which vary the
@@ -97,6 +103,9 @@ impl Pretrain {
     }
     fn negatives(&self) -> usize {
         self.negatives.unwrap_or_else(d_neg)
+    }
+    fn subsample(&self) -> f64 {
+        self.subsample.unwrap_or(1e-4)
     }
 }
 
@@ -186,6 +195,7 @@ impl Stage for Pretrain {
         if !self.is_lm() {
             p["window"] = self.window().into();
             p["negatives"] = self.negatives().into();
+            p["subsample"] = self.subsample().into();
         }
         p
     }
@@ -222,6 +232,7 @@ impl Stage for Pretrain {
         for (f, set) in [
             ("window", self.window.is_some()),
             ("negatives", self.negatives.is_some()),
+            ("subsample", self.subsample.is_some()),
         ] {
             if set && lm {
                 v.push((
@@ -262,6 +273,12 @@ impl Stage for Pretrain {
             if !ok {
                 v.push((f.into(), format!("{f} is out of range: expected {want}")));
             }
+        }
+        if !(0.0..1.0).contains(&self.subsample()) {
+            v.push((
+                "subsample".into(),
+                "subsample must be in [0, 1): a share of the corpus, 0 = off".into(),
+            ));
         }
         if self.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) {
             v.push(("lr".into(), "lr must be a positive number".into()));
@@ -350,6 +367,7 @@ impl Stage for Pretrain {
                 lr: self.lr.unwrap_or(0.05) as f32,
                 seed,
                 held_out: self.held_out,
+                subsample: self.subsample(),
             };
             cbow::train(&dev, &data, tok.vocab_size, specials, &settings, ctx.progress)?
         };

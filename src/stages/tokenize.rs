@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokenizers::models::bpe::{BpeTrainer, BPE};
 use tokenizers::models::unigram::{Unigram, UnigramTrainerBuilder};
+use tokenizers::models::wordlevel::{WordLevel, WordLevelTrainer};
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::normalizers::BertNormalizer;
@@ -48,6 +49,10 @@ pub enum Algorithm {
     Wordpiece,
     Bpe,
     Unigram,
+    /// Whole words (after the BERT normaliser and pre-tokeniser): the `vocab_size` - 5 most
+    /// frequent, the rest `[UNK]`. The vocabulary word2vec and fastText learn vectors for;
+    /// for CJK text it is one token per character.
+    Wordlevel,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,7 +69,8 @@ pub struct Tokenize {
     pub vocab_size: usize,
     #[serde(default = "default_true")]
     pub lowercase: bool,
-    /// wordpiece/bpe: a pair must occur this often to be merged [2]. Unigram has no such
+    /// wordpiece/bpe: a pair must occur this often to be merged; wordlevel: a word must occur
+    /// this often to be in the vocabulary [2]. Unigram has no such
     /// knob, so it is rejected there and left out of the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_frequency: Option<u64>,
@@ -149,6 +155,21 @@ impl Tokenize {
                     .continuing_subword_prefix("##".into())
                     .show_progress(false)
                     .build()
+                    .into(),
+            ),
+            Algorithm::Wordlevel => (
+                WordLevel::builder()
+                    .unk_token("[UNK]".into())
+                    .build()
+                    .map_err(|e| anyhow!("{e}"))?
+                    .into(),
+                WordLevelTrainer::builder()
+                    .vocab_size(self.vocab_size)
+                    .min_frequency(self.min_frequency())
+                    .special_tokens(specials)
+                    .show_progress(false)
+                    .build()
+                    .map_err(|e| anyhow!("{e}"))?
                     .into(),
             ),
             Algorithm::Unigram => (
@@ -257,7 +278,7 @@ impl Stage for Tokenize {
         if self.min_frequency.is_some() && self.algorithm == Algorithm::Unigram {
             v.push((
                 "min_frequency".into(),
-                "`min_frequency` applies to wordpiece and bpe only; the unigram trainer has no minimum frequency"
+                "`min_frequency` applies to wordpiece, bpe and wordlevel only; the unigram trainer has no minimum frequency"
                     .into(),
             ));
         }
