@@ -265,3 +265,20 @@ pub fn train(
         .insert("encoder.embedding".into(), dev.tensor_from_vec(t.emb, (vocab, d)));
     Ok((params, log, speed.iter().sum::<f64>() / speed.len().max(1) as f64))
 }
+
+#[cfg(test)]
+mod tests {
+    /// word2vec's subsampling: rare tokens always kept, a token with share f > t kept with
+    /// probability (sqrt(f/t) + 1)·t/f, nothing dropped when it is off.
+    #[test]
+    fn subsampling_drops_only_frequent_tokens() {
+        // Shares 0.9, 0.0999, 0.0001 of the corpus.
+        let counts = [0.0, 9000.0, 999.0, 1.0];
+        let p = super::keep_probabilities(&counts, 1e-3);
+        assert_eq!(p[0], 1.0);
+        assert!((p[1] - ((0.9f64 / 1e-3).sqrt() + 1.0) * 1e-3 / 0.9).abs() < 1e-12);
+        assert!(p[1] < 0.04 && p[2] > p[1] && p[2] < 0.2, "{p:?}");
+        assert_eq!(p[3], 1.0);
+        assert!(super::keep_probabilities(&counts, 0.0).iter().all(|&k| k == 1.0));
+    }
+}

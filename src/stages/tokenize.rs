@@ -466,4 +466,29 @@ mod tests {
         assert_eq!(words(&tok, &kept), expected);
         assert!(!kept.contains(&blob));
     }
+
+    /// `wordlevel` keeps whole words, most frequent first, and sends words below
+    /// `min_frequency` to `[UNK]`; the special tokens keep their fixed ids.
+    #[test]
+    fn wordlevel_keeps_whole_frequent_words() {
+        let t = Tokenize {
+            fit_on: vec!["a".into()],
+            encode: vec![],
+            algorithm: Algorithm::Wordlevel,
+            vocab_size: 100,
+            lowercase: true,
+            min_frequency: Some(2),
+        };
+        let texts: Vec<String> = ["The unbelievable film", "the UNBELIEVABLE plot", "the rare word"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let tok = t.build(&texts).unwrap();
+        assert_eq!(tok.get_vocab_size(false), SPECIALS.len() + 2, "{:?}", tok.get_vocab(false));
+        let ids = tok.encode("The unbelievable rare", false).unwrap().get_ids().to_vec();
+        let the = tok.token_to_id("the").unwrap();
+        let unb = tok.token_to_id("unbelievable").unwrap();
+        assert_eq!(ids, vec![the, unb, UNK_ID]);
+        assert_eq!(the as usize, SPECIALS.len(), "most frequent word first");
+    }
 }
