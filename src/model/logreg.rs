@@ -69,6 +69,23 @@ impl Reg {
 /// from two blocks adds up, so the joint model usually wants both somewhat stronger.
 pub const SHRINK: [f64; 5] = [1.0 / 16.0, 1.0 / 8.0, 0.25, 0.5, 1.0];
 
+/// The C that switches a block off in the joint model: its weights are then ~1e-9 of the
+/// other block's, so the fit is the other block's alone. The joint selection tries "vectors
+/// only" and "n-grams only" beside the shrunk pairs, so adding n-grams can never make the
+/// held-out loss worse than the vectors alone (measured: on ag_news at 100 labels the shrunk
+/// pairs lost 6 points of accuracy to the vectors alone).
+pub const OFF: f64 = 1e-9;
+
+impl Reg {
+    /// Whether a block is switched off ([`OFF`]).
+    pub fn dense_off(&self) -> bool {
+        self.dense <= OFF
+    }
+    pub fn sparse_off(&self) -> bool {
+        self.sparse <= OFF
+    }
+}
+
 /// A fitted model on raw features: `logits = x · w + s · ws + b`; `w` is `d × k` and `ws`
 /// (when there is a sparse block) `buckets × k`, row-major.
 #[derive(Debug, Clone)]
@@ -229,10 +246,20 @@ fn fit_reg(rows: Rows, y: &[u32], k: usize, c: Option<Reg>, dev: Option<(Rows, &
             let (cd, mut curve) = choose(&dense_only, y, &holdout(Z::dense_only), &C_GRID.map(Reg::both));
             let (cs, curve_s) = choose(&sparse_only, y, &holdout(Z::sparse_only), &C_GRID.map(Reg::both));
             curve.extend(curve_s);
-            let pairs = SHRINK.map(|f| Reg {
+            let mut pairs = vec![
+                Reg {
+                    dense: OFF,
+                    sparse: cs.sparse,
+                },
+                Reg {
+                    dense: cd.dense,
+                    sparse: OFF,
+                },
+            ];
+            pairs.extend(SHRINK.map(|f| Reg {
                 dense: cd.dense * f,
                 sparse: cs.sparse * f,
-            });
+            }));
             let (best, curve_j) = choose(&z, y, &holdout(Z::whole), &pairs);
             curve.extend(curve_j);
             (best, curve)
@@ -617,6 +644,26 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// L-BFGS (memory 10) with a backtracking Armijo line search; stops when the largest gradient
 /// component falls below 1e-5 or after 500 iterations. Returns the parameters and objective.
 fn solve(z: &Z, y: &[u32], rows: &[usize], c: Reg, warm: Option<&[f64]>) -> (Vec<f64>, f64) {
+    // A block switched off is left out of the problem (its weights exactly 0), not given a
+    // vanishing C: that would make the problem too ill-conditioned for L-BFGS.
+    let (dk, sk, k) = (z.d * z.k, z.slots.len() * z.k, z.k);
+    if c.dense_off() && z.d > 0 {
+        let (t, f) = solve_lbfgs(&z.sparse_only(), y, rows, c, None);
+        let mut full = vec![0.0; dk];
+        full.extend(t);
+        return (full, f);
+    }
+    if c.sparse_off() && !z.slots.is_empty() {
+        let (t, f) = solve_lbfgs(&z.dense_only(), y, rows, c, None);
+        let mut full = t[..dk].to_vec();
+        full.extend(std::iter::repeat_n(0.0, sk));
+        full.extend_from_slice(&t[dk..dk + k]);
+        return (full, f);
+    }
+    solve_lbfgs(z, y, rows, c, warm)
+}
+
+fn solve_lbfgs(z: &Z, y: &[u32], rows: &[usize], c: Reg, warm: Option<&[f64]>) -> (Vec<f64>, f64) {
     const M: usize = 10;
     let dim = z.dim();
     let mut theta = warm.map(<[f64]>::to_vec).unwrap_or_else(|| vec![0.0; dim]);

@@ -24,7 +24,8 @@ pub const KIND: Kind = Kind {
     // unfreezing); transformer positions from the first real token.
     // 8: the logistic head solved exactly (C by held-out log-loss on dev, or cross-validated;
     // per block with n-grams).
-    version: 8,
+    // 9: with n-grams, the joint C selection may also switch either block off.
+    version: 9,
     summary: "frozen pretrained encoder + a trained head on pooled features",
     parse: super::parse_as::<FeatureExtract>,
 };
@@ -401,6 +402,12 @@ impl Stage for FeatureExtract {
             };
             let how = match self.c {
                 Some(c) => format!("C {c}"),
+                None if fitted.ws.is_some() && dw > 0 && fitted.c.sparse_off() => {
+                    format!("C {} (vectors; n-grams off) {chosen}", fitted.c.dense)
+                }
+                None if fitted.ws.is_some() && dw > 0 && fitted.c.dense_off() => {
+                    format!("C {} (n-grams; vectors off) {chosen}", fitted.c.sparse)
+                }
                 None if fitted.ws.is_some() && dw > 0 => format!(
                     "C {} (vectors) / {} (n-grams) {}",
                     fitted.c.dense, fitted.c.sparse, chosen
