@@ -950,4 +950,99 @@ mod tests {
         );
         assert!(mixed.w[1] - mixed.w[0] > 0.0, "the dense column leans to class 1");
     }
+
+    /// With one block carrying the signal and the other pure noise, the joint model is about as
+    /// good on dev as the signal block alone (the noise block is switched off or shrunk to
+    /// nothing), and a block switched off has weights exactly 0.
+    #[test]
+    fn joint_selection_switches_off_a_block_that_only_adds_noise() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let make = |n: usize, rng: &mut ChaCha8Rng, signal_dense: bool| {
+            let (mut dense, mut sparse, mut y) = (Vec::new(), Vec::new(), Vec::new());
+            for i in 0..n {
+                let c = (i % 2) as u32;
+                y.push(c);
+                let shift = if signal_dense { c as f32 * 1.5 } else { 0.0 };
+                dense.extend([rng.gen_range(-1.0..1.0f32) + shift, rng.gen_range(-1.0..1.0)]);
+                // Noise slots: many, each row a few at random; or a class marker.
+                let row: Vec<(u32, f32)> = if signal_dense {
+                    let mut r: Vec<u32> = (0..4).map(|_| rng.gen_range(0..400)).collect();
+                    r.sort_unstable();
+                    r.dedup();
+                    r.into_iter().map(|b| (b, 0.5)).collect()
+                } else {
+                    vec![(500 + c, 1.0), (rng.gen_range(0..400), 0.3)]
+                };
+                sparse.push(row);
+            }
+            (dense, sparse, y)
+        };
+        for signal_dense in [true, false] {
+            let (dense, sparse, y) = make(80, &mut rng, signal_dense);
+            let (dd, sd, yd) = make(200, &mut rng, signal_dense);
+            let rows = Rows {
+                dense: &dense,
+                d: 2,
+                sparse: Some((&sparse, 1024)),
+            };
+            let dev = Rows {
+                dense: &dd,
+                d: 2,
+                sparse: Some((&sd, 1024)),
+            };
+            let m = fit_select(rows, &y, 2, None, Some((dev, &yd)), 1);
+            // The block that carries the signal, alone, fitted the same way.
+            let alone = |r: Rows| fit_select(r, &y, 2, None, None, 1);
+            let (single, single_dev) = if signal_dense {
+                let (a, b) = (Rows { sparse: None, ..rows }, Rows { sparse: None, ..dev });
+                (alone(a), b)
+            } else {
+                let (a, b) = (
+                    Rows {
+                        dense: &[],
+                        d: 0,
+                        ..rows
+                    },
+                    Rows {
+                        dense: &[],
+                        d: 0,
+                        ..dev
+                    },
+                );
+                (alone(a), b)
+            };
+            let loss = |m: &Fitted, r: Rows| -> f64 {
+                let p = predict_proba(m, r);
+                yd.iter()
+                    .enumerate()
+                    .map(|(i, &c)| -(p[2 * i + c as usize] as f64).max(1e-12).ln())
+                    .sum::<f64>()
+                    / yd.len() as f64
+            };
+            let (joint, one) = (loss(&m, dev), loss(&single, single_dev));
+            assert!(
+                joint <= one + 0.02,
+                "joint {joint} vs the signal block alone {one} ({:?})",
+                m.c
+            );
+            // A block switched off is out of the problem: its weights are exactly 0.
+            let off = if signal_dense {
+                Reg {
+                    dense: 1.0,
+                    sparse: OFF,
+                }
+            } else {
+                Reg {
+                    dense: OFF,
+                    sparse: 1.0,
+                }
+            };
+            let f = fit_with(rows, &y, 2, off, 1);
+            if signal_dense {
+                assert!(f.ws.as_ref().unwrap().iter().all(|&w| w == 0.0) && f.w.iter().any(|&w| w != 0.0));
+            } else {
+                assert!(f.w.iter().all(|&w| w == 0.0) && f.ws.as_ref().unwrap().iter().any(|&w| w != 0.0));
+            }
+        }
+    }
 }

@@ -484,7 +484,12 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let tok = t.build(&texts).unwrap();
-        assert_eq!(tok.get_vocab_size(false), SPECIALS.len() + 2, "{:?}", tok.get_vocab(false));
+        assert_eq!(
+            tok.get_vocab_size(false),
+            SPECIALS.len() + 2,
+            "{:?}",
+            tok.get_vocab(false)
+        );
         let ids = tok.encode("The unbelievable rare", false).unwrap().get_ids().to_vec();
         let the = tok.token_to_id("the").unwrap();
         let unb = tok.token_to_id("unbelievable").unwrap();
