@@ -44,7 +44,18 @@ enum Command {
         /// Print one JSON object with every stage's status at the end.
         #[arg(long)]
         json: bool,
+        /// Where stale stages run: `local` (this process) or `slurm` (one batch job per
+        /// stage, against this workspace, which must be on a filesystem the nodes share).
+        #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+        executor: ExecutorKind,
+        /// An extra `sbatch` argument for every job, e.g. `--slurm-arg=--partition=cpu`
+        /// (repeatable; with `--executor slurm`).
+        #[arg(long = "slurm-arg", value_name = "ARG", allow_hyphen_values = true)]
+        slurm_args: Vec<String>,
     },
+    /// Run one stage job on a cluster node (what `--executor slurm` submits).
+    #[command(hide = true)]
+    ExecJob { job: PathBuf },
     /// Show which stages are fresh or stale, and why.
     Status {
         spec: PathBuf,
@@ -197,7 +208,22 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             jobs,
             force,
             json,
-        } => run(&cli.workspace, &spec, &sets, jobs, force, json),
+            executor,
+            slurm_args,
+        } => {
+            if executor == ExecutorKind::Local && !slurm_args.is_empty() {
+                return Err(Failure::Usage("error: --slurm-arg needs --executor slurm".into()));
+            }
+            let runner = match executor {
+                ExecutorKind::Local => executor::Runner::Local,
+                ExecutorKind::Slurm => executor::Runner::Slurm(
+                    crate::slurm::Slurm::new(&cli.workspace, &spec, &sets, slurm_args)
+                        .map_err(|e| Failure::Usage(format!("error: {e:#}")))?,
+                ),
+            };
+            run(&cli.workspace, &spec, &sets, jobs, force, json, &runner)
+        }
+        Command::ExecJob { job } => exec_job(&cli.workspace, &job),
         Command::Status { spec, sets, json } => status(&cli.workspace, &spec, &sets, json),
         Command::Validate { spec, sets } => {
             let study = Study::load(&spec, &sets)?;
@@ -268,6 +294,12 @@ fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExecutorKind {
+    Local,
+    Slurm,
+}
+
 fn run(
     workspace: &Path,
     spec_path: &Path,
@@ -275,6 +307,7 @@ fn run(
     jobs: Option<usize>,
     force: Vec<String>,
     json: bool,
+    runner: &executor::Runner,
 ) -> Result<i32, Failure> {
     let study = Study::load(spec_path, sets)?;
     let jobs = jobs.unwrap_or_else(default_jobs);
@@ -306,10 +339,20 @@ fn run(
         ))
     })?;
     let plan = plan::plan(&study, &ws)?;
+    if matches!(runner, executor::Runner::Slurm(_)) {
+        // Ctrl-C / SIGTERM: cancel this run's jobs, then stop (nothing half-written is trusted:
+        // entries are committed by rename, on the nodes as here).
+        let _ = ctrlc::set_handler(|| {
+            eprintln!("interrupted: cancelling this run's Slurm jobs");
+            crate::slurm::cancel_all();
+            std::process::exit(130);
+        });
+    }
     let opts = Options {
         jobs,
         force: force.into_iter().collect::<BTreeSet<_>>(),
         reporter: &reporter,
+        runner,
     };
     let report = executor::run(&study, &plan, &ws, &opts);
     if json {
@@ -326,7 +369,12 @@ fn run(
                 Status::Skipped => "skipped",
             };
             let detail = s.error.clone().unwrap_or_else(|| s.summary.clone());
-            println!("{:<24} {:<8} {:>8.2}s  {}", s.name, status, s.seconds, detail);
+            let job = s
+                .job
+                .as_ref()
+                .map(|j| format!("  [Slurm job {}, {}]", j.id, j.log.display()))
+                .unwrap_or_default();
+            println!("{:<24} {:<8} {:>8.2}s  {}{job}", s.name, status, s.seconds, detail);
         }
         println!(
             "{}: {} in {:.2}s",
@@ -336,6 +384,60 @@ fn run(
         );
     }
     Ok(if report.ok { 0 } else { 1 })
+}
+
+/// `exec-job JOB.json`: on a compute node, plan the job's spec again, check that the stage
+/// still has the job's key, and run it into the store (exit 0 when the entry is committed,
+/// also when it already was; 1 when the stage failed; 2 when the job no longer matches).
+fn exec_job(workspace: &Path, job_path: &Path) -> Result<i32, Failure> {
+    let bytes = std::fs::read(job_path)
+        .map_err(|e| Failure::Usage(format!("error: cannot read job file {}: {e}", job_path.display())))?;
+    let job: crate::slurm::JobFile = serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::Usage(format!("error: {} is not a job file: {e}", job_path.display())))?;
+    let study = Study::load(&job.spec, &job.sets)?;
+    // The allocation's CPUs (artefacts do not depend on the count).
+    let threads = std::env::var("SLURM_CPUS_PER_TASK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(default_jobs);
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .stack_size(64 << 20)
+        .build_global();
+    let ws = Workspace::open(workspace)?;
+    let plan = plan::plan(&study, &ws)?;
+    let p = plan.find(&job.name).ok_or_else(|| {
+        Failure::Usage(format!("error: the spec {} has no stage `{}` any more", job.spec.display(), job.name))
+    })?;
+    if p.key != job.key {
+        return Err(Failure::Usage(format!(
+            "error: stage `{}` now has key {}, not the job's {}: the spec or its data changed since the job was submitted",
+            job.name, p.key, job.key
+        )));
+    }
+    if ws.store.lookup(&job.key).is_some() && ws.store.verify(&job.key).is_ok() {
+        eprintln!("{}: already committed ({})", job.name, job.key);
+        return Ok(0);
+    }
+    let reporter = Reporter::new();
+    let progress = reporter.stage(&job.name);
+    eprintln!("{}: running on {}", job.name, hostname());
+    let t = std::time::Instant::now();
+    let r = executor::execute(&study, &plan, &ws, p.job, &progress);
+    progress.finish();
+    match r {
+        Ok(meta) => {
+            eprintln!("{}: done in {:.2}s — {}", job.name, t.elapsed().as_secs_f64(), meta.summary);
+            Ok(0)
+        }
+        Err(e) => Err(Failure::Failed(format!("{}: FAILED: {e:#}", job.name))),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "this node".into())
 }
 
 fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: bool) -> Result<i32, Failure> {

@@ -52,6 +52,9 @@ pub struct StageReport {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<serde_json::Value>,
+    /// The cluster job that ran the stage (`--executor slurm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<crate::slurm::JobRef>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +71,18 @@ pub struct Options<'a> {
     /// Stages to rerun even if cached (`stage` for every variant, or `stage@variant`).
     pub force: BTreeSet<String>,
     pub reporter: &'a Reporter,
+    /// Where a stale stage runs: here, or as a cluster job.
+    pub runner: &'a Runner,
+}
+
+/// Where a stale stage runs. The scheduler above (DAG order, cache checks, skip-downstream,
+/// run records) is the same for every runner; a runner only turns one planned stage into a
+/// committed store entry, or an error.
+pub enum Runner {
+    /// In this process, on the worker thread that picked the stage.
+    Local,
+    /// As a Slurm job running `warmstart exec-job` on a compute node (see [`crate::slurm`]).
+    Slurm(crate::slurm::Slurm),
 }
 
 struct Sched {
@@ -201,6 +216,7 @@ fn skip_downstream(plan: &Plan, g: &mut Sched, failed: usize, reporter: &Reporte
             summary: String::new(),
             error: None,
             metrics: None,
+            job: None,
         });
         g.remaining -= 1;
         stack.extend(plan.jobs[d].downstream.iter().copied());
@@ -224,6 +240,7 @@ fn run_one(study: &Study, plan: &Plan, ws: &Workspace, opts: &Options, j: usize)
         summary: String::new(),
         error: None,
         metrics: None,
+        job: None,
     };
     let forced = opts.force.contains(&p.name) || opts.force.contains(&p.stage);
     if forced {
@@ -250,53 +267,19 @@ fn run_one(study: &Study, plan: &Plan, ws: &Workspace, opts: &Options, j: usize)
 
     opts.reporter
         .line(&format!("{}: running ({})", p.name, report.reasons.join("; ")));
-    let progress = opts.reporter.stage(&p.name);
-    let result = (|| -> anyhow::Result<EntryMeta> {
-        let pending = ws.store.begin()?;
-        let mut inputs = BTreeMap::new();
-        for inp in s.stage.inputs() {
-            let v = match inp.want {
-                Want::Dataset => Input::Dataset(spec.datasets[&inp.name].clone()),
-                Want::Stage(_) => Input::Artefact(ws.store.files_dir(&p.fingerprint.inputs[&inp.name].key)),
-            };
-            inputs.insert(inp.name, v);
+    let result = match opts.runner {
+        Runner::Local => {
+            let progress = opts.reporter.stage(&p.name);
+            let r = execute(study, plan, ws, j, &progress);
+            progress.finish();
+            r
         }
-        let out = pending.files();
-        let ctx = StageCtx {
-            name: &p.name,
-            out: &out,
-            inputs: &inputs,
-            seed: spec.seed,
-            progress: &progress,
-        };
-        let outcome = match catch_unwind(AssertUnwindSafe(|| s.stage.run(&ctx))) {
-            Ok(r) => r?,
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                anyhow::bail!("internal error (a bug in warmstart, please report it): {msg}");
-            }
-        };
-        let meta = EntryMeta {
-            key: p.key.clone(),
-            kind: s.kind.name.to_string(),
-            stage: p.name.clone(),
-            pipeline: study.name.clone(),
-            created_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            seconds: t.elapsed().as_secs_f64(),
-            summary: outcome.summary,
-            metrics: outcome.metrics,
-            files: BTreeMap::new(),
-        };
-        ws.store.commit(pending, meta)
-    })();
-    progress.finish();
+        Runner::Slurm(slurm) => {
+            let (r, job) = slurm.run(ws, p, opts.reporter);
+            report.job = job;
+            r
+        }
+    };
     report.seconds = t.elapsed().as_secs_f64();
     match result {
         Ok(meta) => {
@@ -316,4 +299,62 @@ fn run_one(study: &Study, plan: &Plan, ws: &Workspace, opts: &Options, j: usize)
         }
     }
     report
+}
+
+/// Runs planned job `j` here and commits its entry: the one place a stage's code is called,
+/// for a local run and for `warmstart exec-job` on a compute node alike.
+pub fn execute(
+    study: &Study,
+    plan: &Plan,
+    ws: &Workspace,
+    j: usize,
+    progress: &crate::progress::Progress,
+) -> anyhow::Result<EntryMeta> {
+    let t = Instant::now();
+    let p = plan.planned(j);
+    let spec = &study.variants[p.variant];
+    let s = &spec.stages[p.index];
+    let pending = ws.store.begin()?;
+    let mut inputs = BTreeMap::new();
+    for inp in s.stage.inputs() {
+        let v = match inp.want {
+            Want::Dataset => Input::Dataset(spec.datasets[&inp.name].clone()),
+            Want::Stage(_) => Input::Artefact(ws.store.files_dir(&p.fingerprint.inputs[&inp.name].key)),
+        };
+        inputs.insert(inp.name, v);
+    }
+    let out = pending.files();
+    let ctx = StageCtx {
+        name: &p.name,
+        out: &out,
+        inputs: &inputs,
+        seed: spec.seed,
+        progress,
+    };
+    let outcome = match catch_unwind(AssertUnwindSafe(|| s.stage.run(&ctx))) {
+        Ok(r) => r?,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            anyhow::bail!("internal error (a bug in warmstart, please report it): {msg}");
+        }
+    };
+    let meta = EntryMeta {
+        key: p.key.clone(),
+        kind: s.kind.name.to_string(),
+        stage: p.name.clone(),
+        pipeline: study.name.clone(),
+        created_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        seconds: t.elapsed().as_secs_f64(),
+        summary: outcome.summary,
+        metrics: outcome.metrics,
+        files: BTreeMap::new(),
+    };
+    ws.store.commit(pending, meta)
 }

@@ -18,6 +18,7 @@ pub mod predict;
 pub mod progress;
 pub mod report;
 pub mod seqfile;
+pub mod slurm;
 pub mod spec;
 pub mod stages;
 pub mod store;

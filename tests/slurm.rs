@@ -1,0 +1,196 @@
+//! `run --executor slurm` against a real Slurm: the private single-node cluster that
+//! `.ci/slurm/up.sh` starts (`.ci/run` does so before the tests and exports `SLURM_CONF`).
+//! Without a reachable Slurm every test here skips, saying so (stderr and the skip log).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether a Slurm controller answers and has a usable node; otherwise logs the skip.
+fn slurm_or_skip(test: &str) -> bool {
+    let ok = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            let s = String::from_utf8_lossy(&o.stdout);
+            s.lines().any(|l| l.starts_with("idle") || l.starts_with("mix") || l.starts_with("alloc"))
+        })
+        .unwrap_or(false);
+    if !ok {
+        common::skip(
+            test,
+            "no Slurm controller with a usable node (start one with `eval \"$(.ci/slurm/up.sh)\"`, as .ci/run does)",
+        );
+    }
+    ok
+}
+
+fn warmstart(workspace: &Path, cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_warmstart"))
+        .arg("--workspace")
+        .arg(workspace)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run warmstart");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn report(code_out_err: (i32, String, String)) -> (i32, Value, String) {
+    let (code, out, err) = code_out_err;
+    let v: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); exit {code}\nstdout:\n{out}\nstderr:\n{err}"));
+    (code, v, err)
+}
+
+fn by_name<'a>(r: &'a Value) -> BTreeMap<String, &'a Value> {
+    r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap().to_string(), s))
+        .collect()
+}
+
+/// blake3 of every artefact file under `store/*/files/`.
+fn checksums(ws: &Path) -> BTreeMap<String, String> {
+    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, base, out);
+            } else if p.components().any(|c| c.as_os_str() == "files") {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                out.insert(rel, blake3::hash(&std::fs::read(&p).unwrap()).to_hex().to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&ws.join("store"), &ws.join("store"), &mut out);
+    out
+}
+
+/// The quickstart through Slurm: every stage runs as a job (its id and log in the report),
+/// the artefacts are byte-identical to a local run's in another workspace, and a rerun is all
+/// `cached` without submitting anything.
+#[test]
+fn quickstart_on_slurm_matches_a_local_run_byte_for_byte() {
+    if !slurm_or_skip("quickstart_on_slurm_matches_a_local_run_byte_for_byte") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = root().join("pipelines/quickstart.yaml");
+    let spec = spec.to_str().unwrap();
+    let (local, cluster) = (tmp.path().join("local"), tmp.path().join("cluster"));
+    let (code, l, err) = report(warmstart(&local, tmp.path(), &["run", spec, "--json", "--jobs", "2"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, s, err) = report(warmstart(
+        &cluster,
+        tmp.path(),
+        &["run", spec, "--json", "--executor", "slurm", "--jobs", "4"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let (ls, ss) = (by_name(&l), by_name(&s));
+    assert_eq!(ls.len(), ss.len());
+    for (name, st) in &ss {
+        assert_eq!(st["status"], "ran", "{name}: {st:#}");
+        assert_eq!(st["key"], ls[name]["key"], "{name}: keys differ between local and Slurm");
+        // Metrics equal, but for the training speed (the one figure that differs between runs).
+        let strip = |m: &Value| {
+            let mut m = m.clone();
+            if let Some(o) = m.as_object_mut() {
+                o.remove("tokens_per_second");
+            }
+            m
+        };
+        assert_eq!(strip(&st["metrics"]), strip(&ls[name]["metrics"]), "{name}: metrics differ");
+        let job = &st["job"];
+        let log = PathBuf::from(job["log"].as_str().unwrap_or_else(|| panic!("{name}: no job in {st:#}")));
+        assert!(job["id"].as_str().is_some_and(|i| !i.is_empty()));
+        assert_eq!(job["state"], "COMPLETED", "{name}: {job:#}");
+        assert!(log.starts_with(cluster.join("jobs")), "{}", log.display());
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(text.contains(&format!("{name}: done")), "{name}'s log:\n{text}");
+    }
+    let (a, b) = (checksums(&local), checksums(&cluster));
+    assert!(a.len() > 10, "{a:?}");
+    assert_eq!(a, b, "artefact bytes differ between local and Slurm runs");
+    // A rerun submits nothing.
+    let (code, r, err) = report(warmstart(&cluster, tmp.path(), &["run", spec, "--json", "--executor", "slurm"]));
+    assert_eq!(code, 0, "{err}");
+    for (name, st) in by_name(&r) {
+        assert_eq!(st["status"], "cached", "{name}");
+        assert!(st.get("job").is_none(), "{name} was submitted again: {st:#}");
+    }
+    assert!(!err.contains("Slurm job"), "{err}");
+}
+
+/// A stage that fails on the cluster: exit 1, the error names the job's log (and shows its
+/// end), downstream stages are skipped, an independent branch completes, nothing is committed
+/// for the failed stage.
+#[test]
+fn a_stage_failing_on_the_cluster_exits_1_and_names_its_log() {
+    if !slurm_or_skip("a_stage_failing_on_the_cluster_exits_1_and_names_its_log") {
+        return;
+    }
+    let p = common::Project::new();
+    // Line 3 of the corpus is not UTF-8: the tokenizer that reads it fails when it runs.
+    let mut bad = b"a line of text\nanother line\n".to_vec();
+    bad.extend_from_slice(b"caf\xe9 au lait\n");
+    std::fs::write(p.path().join("bad.txt"), bad).unwrap();
+    p.write(
+        "two.yaml",
+        "name: two\nseed: 1\ndatasets:\n  bad: { path: bad.txt }\n  train: { path: train.csv, label: label }\n\
+         stages:\n  tok_bad: { kind: tokenize, fit_on: [bad] }\n  pad_bad: { kind: pad, from: tok_bad }\n\
+         \x20 tok_ok: { kind: tokenize, fit_on: [train] }\n  pad_ok: { kind: pad, from: tok_ok }\n",
+    );
+    let (code, r, err) = report(warmstart(
+        &p.ws(),
+        p.path(),
+        &["run", "two.yaml", "--json", "--executor", "slurm"],
+    ));
+    assert_eq!(code, 1, "{r:#}\n{err}");
+    let st = by_name(&r);
+    assert_eq!(st["tok_bad"]["status"], "failed");
+    assert_eq!(st["pad_bad"]["status"], "skipped");
+    assert_eq!(st["tok_ok"]["status"], "ran");
+    assert_eq!(st["pad_ok"]["status"], "ran");
+    let msg = st["tok_bad"]["error"].as_str().unwrap();
+    let log = st["tok_bad"]["job"]["log"].as_str().unwrap();
+    assert!(msg.contains(log) && log.contains("/jobs/"), "{msg}");
+    assert!(msg.contains("not valid UTF-8"), "the log's end should be in the error: {msg}");
+    assert!(err.contains(log), "stderr should name the log: {err}");
+    let key = st["tok_bad"]["key"].as_str().unwrap();
+    assert!(!p.ws().join("store").join(key).exists());
+}
+
+/// Usage errors of the Slurm options exit 2 without submitting anything.
+#[test]
+fn slurm_options_without_the_slurm_executor_are_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = root().join("pipelines/quickstart.yaml");
+    let (code, _, err) = warmstart(
+        &tmp.path().join("ws"),
+        tmp.path(),
+        &["run", spec.to_str().unwrap(), "--slurm-arg=--time=5"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--executor slurm"), "{err}");
+    let (code, _, err) = warmstart(&tmp.path().join("ws"), tmp.path(), &["exec-job", "/nonexistent/job.json"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot read job file"), "{err}");
+}
