@@ -216,10 +216,10 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             }
             let runner = match executor {
                 ExecutorKind::Local => executor::Runner::Local,
-                ExecutorKind::Slurm => executor::Runner::Slurm(
+                ExecutorKind::Slurm => executor::Runner::Slurm(Box::new(
                     crate::slurm::Slurm::new(&cli.workspace, &spec, &sets, slurm_args)
                         .map_err(|e| Failure::Usage(format!("error: {e:#}")))?,
-                ),
+                )),
             };
             run(&cli.workspace, &spec, &sets, jobs, force, json, &runner)
         }
@@ -407,7 +407,11 @@ fn exec_job(workspace: &Path, job_path: &Path) -> Result<i32, Failure> {
     let ws = Workspace::open(workspace)?;
     let plan = plan::plan(&study, &ws)?;
     let p = plan.find(&job.name).ok_or_else(|| {
-        Failure::Usage(format!("error: the spec {} has no stage `{}` any more", job.spec.display(), job.name))
+        Failure::Usage(format!(
+            "error: the spec {} has no stage `{}` any more",
+            job.spec.display(),
+            job.name
+        ))
     })?;
     if p.key != job.key {
         return Err(Failure::Usage(format!(
@@ -427,7 +431,12 @@ fn exec_job(workspace: &Path, job_path: &Path) -> Result<i32, Failure> {
     progress.finish();
     match r {
         Ok(meta) => {
-            eprintln!("{}: done in {:.2}s — {}", job.name, t.elapsed().as_secs_f64(), meta.summary);
+            eprintln!(
+                "{}: done in {:.2}s — {}",
+                job.name,
+                t.elapsed().as_secs_f64(),
+                meta.summary
+            );
             Ok(0)
         }
         Err(e) => Err(Failure::Failed(format!("{}: FAILED: {e:#}", job.name))),

@@ -82,7 +82,7 @@ pub enum Runner {
     /// In this process, on the worker thread that picked the stage.
     Local,
     /// As a Slurm job running `warmstart exec-job` on a compute node (see [`crate::slurm`]).
-    Slurm(crate::slurm::Slurm),
+    Slurm(Box<crate::slurm::Slurm>),
 }
 
 struct Sched {

@@ -142,7 +142,12 @@ impl Slurm {
             kind: p.fingerprint.kind.clone(),
             version: p.fingerprint.version,
             seed: p.fingerprint.seed,
-            inputs: p.fingerprint.inputs.iter().map(|(n, i)| (n.clone(), i.key.clone())).collect(),
+            inputs: p
+                .fingerprint
+                .inputs
+                .iter()
+                .map(|(n, i)| (n.clone(), i.key.clone()))
+                .collect(),
         };
         let submitted = (|| -> Result<String> {
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -294,7 +299,9 @@ pub fn cancel_all() {
 fn which(cmd: &str) -> Result<()> {
     match Command::new(cmd).arg("--version").output() {
         Ok(o) if o.status.success() => Ok(()),
-        _ => bail!("`--executor slurm` needs Slurm's `{cmd}` on PATH (and SLURM_CONF if the config is not in /etc/slurm)"),
+        _ => bail!(
+            "`--executor slurm` needs Slurm's `{cmd}` on PATH (and SLURM_CONF if the config is not in /etc/slurm)"
+        ),
     }
 }
 

@@ -14,6 +14,14 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The tests share one single-node cluster, and one of them sets the node down: they run one
+/// at a time.
+static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn cluster() -> std::sync::MutexGuard<'static, ()> {
+    CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Whether a Slurm controller answers and has a usable node; otherwise logs the skip.
 fn slurm_or_skip(test: &str) -> bool {
     let ok = Command::new("sinfo")
@@ -23,7 +31,8 @@ fn slurm_or_skip(test: &str) -> bool {
         .filter(|o| o.status.success())
         .map(|o| {
             let s = String::from_utf8_lossy(&o.stdout);
-            s.lines().any(|l| l.starts_with("idle") || l.starts_with("mix") || l.starts_with("alloc"))
+            s.lines()
+                .any(|l| l.starts_with("idle") || l.starts_with("mix") || l.starts_with("alloc"))
         })
         .unwrap_or(false);
     if !ok {
@@ -57,7 +66,7 @@ fn report(code_out_err: (i32, String, String)) -> (i32, Value, String) {
     (code, v, err)
 }
 
-fn by_name<'a>(r: &'a Value) -> BTreeMap<String, &'a Value> {
+fn by_name(r: &Value) -> BTreeMap<String, &Value> {
     r["stages"]
         .as_array()
         .unwrap()
@@ -89,6 +98,7 @@ fn checksums(ws: &Path) -> BTreeMap<String, String> {
 /// `cached` without submitting anything.
 #[test]
 fn quickstart_on_slurm_matches_a_local_run_byte_for_byte() {
+    let _one = cluster();
     if !slurm_or_skip("quickstart_on_slurm_matches_a_local_run_byte_for_byte") {
         return;
     }
@@ -108,7 +118,10 @@ fn quickstart_on_slurm_matches_a_local_run_byte_for_byte() {
     assert_eq!(ls.len(), ss.len());
     for (name, st) in &ss {
         assert_eq!(st["status"], "ran", "{name}: {st:#}");
-        assert_eq!(st["key"], ls[name]["key"], "{name}: keys differ between local and Slurm");
+        assert_eq!(
+            st["key"], ls[name]["key"],
+            "{name}: keys differ between local and Slurm"
+        );
         // Metrics equal, but for the training speed (the one figure that differs between runs).
         let strip = |m: &Value| {
             let mut m = m.clone();
@@ -117,9 +130,17 @@ fn quickstart_on_slurm_matches_a_local_run_byte_for_byte() {
             }
             m
         };
-        assert_eq!(strip(&st["metrics"]), strip(&ls[name]["metrics"]), "{name}: metrics differ");
+        assert_eq!(
+            strip(&st["metrics"]),
+            strip(&ls[name]["metrics"]),
+            "{name}: metrics differ"
+        );
         let job = &st["job"];
-        let log = PathBuf::from(job["log"].as_str().unwrap_or_else(|| panic!("{name}: no job in {st:#}")));
+        let log = PathBuf::from(
+            job["log"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: no job in {st:#}")),
+        );
         assert!(job["id"].as_str().is_some_and(|i| !i.is_empty()));
         assert_eq!(job["state"], "COMPLETED", "{name}: {job:#}");
         assert!(log.starts_with(cluster.join("jobs")), "{}", log.display());
@@ -130,7 +151,11 @@ fn quickstart_on_slurm_matches_a_local_run_byte_for_byte() {
     assert!(a.len() > 10, "{a:?}");
     assert_eq!(a, b, "artefact bytes differ between local and Slurm runs");
     // A rerun submits nothing.
-    let (code, r, err) = report(warmstart(&cluster, tmp.path(), &["run", spec, "--json", "--executor", "slurm"]));
+    let (code, r, err) = report(warmstart(
+        &cluster,
+        tmp.path(),
+        &["run", spec, "--json", "--executor", "slurm"],
+    ));
     assert_eq!(code, 0, "{err}");
     for (name, st) in by_name(&r) {
         assert_eq!(st["status"], "cached", "{name}");
@@ -144,6 +169,7 @@ fn quickstart_on_slurm_matches_a_local_run_byte_for_byte() {
 /// for the failed stage.
 #[test]
 fn a_stage_failing_on_the_cluster_exits_1_and_names_its_log() {
+    let _one = cluster();
     if !slurm_or_skip("a_stage_failing_on_the_cluster_exits_1_and_names_its_log") {
         return;
     }
@@ -172,7 +198,10 @@ fn a_stage_failing_on_the_cluster_exits_1_and_names_its_log() {
     let msg = st["tok_bad"]["error"].as_str().unwrap();
     let log = st["tok_bad"]["job"]["log"].as_str().unwrap();
     assert!(msg.contains(log) && log.contains("/jobs/"), "{msg}");
-    assert!(msg.contains("not valid UTF-8"), "the log's end should be in the error: {msg}");
+    assert!(
+        msg.contains("not valid UTF-8"),
+        "the log's end should be in the error: {msg}"
+    );
     assert!(err.contains(log), "stderr should name the log: {err}");
     let key = st["tok_bad"]["key"].as_str().unwrap();
     assert!(!p.ws().join("store").join(key).exists());
@@ -190,7 +219,217 @@ fn slurm_options_without_the_slurm_executor_are_usage_errors() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--executor slurm"), "{err}");
-    let (code, _, err) = warmstart(&tmp.path().join("ws"), tmp.path(), &["exec-job", "/nonexistent/job.json"]);
+    let (code, _, err) = warmstart(
+        &tmp.path().join("ws"),
+        tmp.path(),
+        &["exec-job", "/nonexistent/job.json"],
+    );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot read job file"), "{err}");
+}
+
+/// A driver started in the background on the quickstart with a slow pretraining stage; its
+/// stderr goes to a file so the test can watch it.
+struct Driver {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+const SLOW: [&str; 2] = ["--set", "embed.epochs=80"];
+
+fn spawn_driver(ws: &Path, cwd: &Path, log: &Path) -> Driver {
+    let spec = root().join("pipelines/quickstart.yaml");
+    let child = Command::new(env!("CARGO_BIN_EXE_warmstart"))
+        .arg("--workspace")
+        .arg(ws)
+        .args(["run", spec.to_str().unwrap(), "--executor", "slurm"])
+        .args(SLOW)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("start the driver");
+    Driver {
+        child,
+        log: log.to_path_buf(),
+    }
+}
+
+impl Driver {
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    /// Waits (at most 120 s) until the driver's stderr contains `needle`.
+    fn wait_for(&self, needle: &str) {
+        let t = std::time::Instant::now();
+        while !self.text().contains(needle) {
+            assert!(t.elapsed().as_secs() < 120, "no {needle:?} in:\n{}", self.text());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    /// Job ids the driver reported.
+    fn job_ids(&self) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter_map(|l| l.split_once("Slurm job ").map(|(_, r)| r))
+            .filter_map(|r| r.split(|c: char| !c.is_ascii_digit()).next().map(str::to_string))
+            .filter(|id| !id.is_empty())
+            .collect()
+    }
+}
+
+/// Ids among `ids` that Slurm still has pending or running.
+fn alive(ids: &[String]) -> Vec<String> {
+    let out = Command::new("squeue").args(["-h", "-o", "%i %T"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().split_once(' '))
+        .filter(|(id, st)| ids.iter().any(|i| i == id) && !st.starts_with("CANCELLED") && !st.starts_with("COMPLETED"))
+        .map(|(id, _)| id.to_string())
+        .collect()
+}
+
+fn node() -> String {
+    let out = Command::new("sinfo").args(["-h", "-o", "%N"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn metrics_without_speed(r: &Value) -> BTreeMap<String, Value> {
+    by_name(r)
+        .into_iter()
+        .map(|(n, s)| {
+            let mut m = s["metrics"].clone();
+            if let Some(o) = m.as_object_mut() {
+                o.remove("tokens_per_second");
+            }
+            (n, m)
+        })
+        .collect()
+}
+
+fn clean_metrics(tmp: &Path) -> BTreeMap<String, Value> {
+    let spec = root().join("pipelines/quickstart.yaml");
+    let mut args = vec!["run", spec.to_str().unwrap(), "--json"];
+    args.extend(SLOW);
+    let (code, r, err) = report(warmstart(&tmp.join("clean"), tmp, &args));
+    assert_eq!(code, 0, "{err}");
+    metrics_without_speed(&r)
+}
+
+fn rerun_on_slurm(ws: &Path, cwd: &Path) -> (i32, Value, String) {
+    let spec = root().join("pipelines/quickstart.yaml");
+    let mut args = vec!["run", spec.to_str().unwrap(), "--json", "--executor", "slurm"];
+    args.extend(SLOW);
+    report(warmstart(ws, cwd, &args))
+}
+
+/// Ctrl-C on the driver cancels the jobs it queued and the one running: none is left in
+/// `squeue`, and the driver exits 130.
+#[test]
+fn ctrl_c_on_the_driver_cancels_its_jobs() {
+    let _one = cluster();
+    if !slurm_or_skip("ctrl_c_on_the_driver_cancels_its_jobs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = spawn_driver(&tmp.path().join("ws"), tmp.path(), &tmp.path().join("driver.log"));
+    d.wait_for("embed: Slurm job");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let ids = d.job_ids();
+    assert!(!alive(&ids).is_empty(), "nothing running to cancel: {}", d.text());
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGINT) };
+    let status = d.child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", d.text());
+    let t = std::time::Instant::now();
+    while !alive(&ids).is_empty() {
+        assert!(t.elapsed().as_secs() < 20, "jobs left after Ctrl-C: {:?}", alive(&ids));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The driver SIGKILLed while a stage runs on the cluster, then rerun: the running job is
+/// adopted rather than submitted again (one job log per key: no stage committed twice),
+/// `verify` passes, and the metrics equal a clean run's.
+#[test]
+fn a_sigkilled_driver_is_rerun_without_committing_any_stage_twice() {
+    let _one = cluster();
+    if !slurm_or_skip("a_sigkilled_driver_is_rerun_without_committing_any_stage_twice") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = clean_metrics(tmp.path());
+    let ws = tmp.path().join("ws");
+    let mut d = spawn_driver(&ws, tmp.path(), &tmp.path().join("driver.log"));
+    d.wait_for("embed: Slurm job");
+    d.child.kill().unwrap(); // SIGKILL
+    d.child.wait().unwrap();
+    let (code, r, err) = rerun_on_slurm(&ws, tmp.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("embed: adopting Slurm job"),
+        "the running job should be adopted:\n{err}"
+    );
+    assert_eq!(metrics_without_speed(&r), clean);
+    let (code, out, err) = warmstart(&ws, tmp.path(), &["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for e in std::fs::read_dir(ws.join("jobs")).unwrap() {
+        let dir = e.unwrap().path();
+        let logs = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|f| f.as_ref().unwrap().file_name().to_string_lossy().starts_with("slurm-"))
+            .count();
+        assert_eq!(logs, 1, "{} ran {logs} times", dir.display());
+    }
+}
+
+/// The node set down while a stage runs: the stage is reported failed with Slurm's NODE_FAIL,
+/// nothing of it is committed, and once the node is back the next run completes with the
+/// metrics of a clean run.
+#[test]
+fn a_node_going_down_fails_the_stage_and_the_next_run_completes() {
+    let _one = cluster();
+    if !slurm_or_skip("a_node_going_down_fails_the_stage_and_the_next_run_completes") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = clean_metrics(tmp.path());
+    let ws = tmp.path().join("ws");
+    let mut d = spawn_driver(&ws, tmp.path(), &tmp.path().join("driver.log"));
+    d.wait_for("embed: Slurm job");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let node = node();
+    /// Brings the node back however the test ends (`resume` is refused, harmlessly, when
+    /// ReturnToService already did it).
+    struct Resume(String);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = Command::new("scontrol")
+                .args(["update", &format!("nodename={}", self.0), "state=resume"])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+    let resume = Resume(node.clone());
+    let down = Command::new("scontrol")
+        .args([
+            "update",
+            &format!("nodename={node}"),
+            "state=down",
+            "reason=warmstart-test",
+        ])
+        .status()
+        .unwrap();
+    assert!(down.success(), "scontrol update state=down");
+    d.wait_for("embed: FAILED");
+    drop(resume);
+    let status = d.child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{}", d.text());
+    let text = d.text();
+    let failed = text.lines().find(|l| l.starts_with("embed: FAILED")).unwrap();
+    assert!(failed.contains("NODE_FAIL"), "{failed}");
+    let (code, r, err) = rerun_on_slurm(&ws, tmp.path());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(metrics_without_speed(&r), clean);
+    let (code, out, err) = warmstart(&ws, tmp.path(), &["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
 }
