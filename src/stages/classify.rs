@@ -36,7 +36,7 @@ pub fn pad_meta(src: &Path) -> Result<PadMeta> {
 }
 
 /// The given rows of `data`, in the given order.
-fn take_rows(data: &Padded, rows: &[usize]) -> Padded {
+pub(super) fn take_rows(data: &Padded, rows: &[usize]) -> Padded {
     let l = data.len;
     let mut out = Padded {
         len: l,

@@ -25,7 +25,8 @@ pub const KIND: Kind = Kind {
     // 8: the logistic head solved exactly (C by held-out log-loss on dev, or cross-validated;
     // per block with n-grams).
     // 9: with n-grams, the joint C selection may also switch either block off.
-    version: 9,
+    // 10: `unlabelled` rows whose text is one of the labelled training rows are left out.
+    version: 10,
     summary: "frozen pretrained encoder + a trained head on pooled features",
     parse: super::parse_as::<FeatureExtract>,
 };
@@ -286,8 +287,16 @@ impl Stage for FeatureExtract {
             let mut u = Vec::new();
             let mut u_counts = Vec::new();
             let mut unlabelled_rows = 0;
+            // A text that is in the labelled budget is not unlabelled: self-training would
+            // otherwise pseudo-label the training rows themselves (with every label in the
+            // budget, the whole pool), and the idf would count them twice.
+            let labelled: std::collections::HashSet<Vec<u32>> = (0..train.rows()).map(|r| real_ids(&train, r)).collect();
+            let mut left_out = 0;
             for name in &self.unlabelled {
-                let mut rows = read_padded(&src.join(format!("{name}.pad")))?;
+                let all = read_padded(&src.join(format!("{name}.pad")))?;
+                let keep: Vec<usize> = (0..all.rows()).filter(|&r| !labelled.contains(&real_ids(&all, r))).collect();
+                left_out += all.rows() - keep.len();
+                let mut rows = classify::take_rows(&all, &keep);
                 rows.labels.iter_mut().for_each(|l| *l = 0);
                 unlabelled_rows += rows.rows();
                 if rounds > 0 && dw > 0 {
@@ -392,6 +401,7 @@ impl Stage for FeatureExtract {
                 "objective": fitted.objective,
                 "standardised": true,
                 "unlabelled_rows": unlabelled_rows,
+                "unlabelled_rows_left_out_as_labelled": left_out,
                 "self_training": self_training,
             });
             std::fs::write(ctx.out.join("logistic.json"), serde_json::to_vec_pretty(&record)?)?;
@@ -482,5 +492,15 @@ fn row_counts(spec: NgramSpec, rows: &crate::seqfile::Padded) -> Vec<ngrams::Spa
         .chunks(l)
         .zip(rows.mask.chunks(l))
         .map(|(i, m)| ngrams::counts(spec, i, m))
+        .collect()
+}
+
+/// The real (unmasked) token ids of row `r`: a text's identity in a padded dataset.
+fn real_ids(p: &crate::seqfile::Padded, r: usize) -> Vec<u32> {
+    p.row(r)
+        .iter()
+        .zip(p.mask_row(r))
+        .filter(|(_, &m)| m != 0)
+        .map(|(&i, _)| i)
         .collect()
 }
