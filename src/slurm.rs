@@ -305,6 +305,23 @@ fn which(cmd: &str) -> Result<()> {
     }
 }
 
+/// warmstart's jobs (named `ws-…`) that Slurm has pending or running: name → (id, state).
+/// Empty when Slurm is not reachable.
+pub fn live_jobs() -> BTreeMap<String, (String, String)> {
+    let Ok(out) = Command::new("squeue").args(["-h", "-o", "%j %i %T"]).output() else {
+        return BTreeMap::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (name, id, state) = (f.next()?, f.next()?, f.next()?);
+            (name.starts_with("ws-") && !ENDED.iter().any(|e| state.starts_with(e)))
+                .then(|| (name.to_string(), (id.to_string(), state.to_string())))
+        })
+        .collect()
+}
+
 /// A job named `name` that is pending or running, if any.
 fn live_job(name: &str) -> Result<Option<String>> {
     let out = Command::new("squeue")

@@ -363,6 +363,14 @@ fn a_sigkilled_driver_is_rerun_without_committing_any_stage_twice() {
     d.wait_for("embed: Slurm job");
     d.child.kill().unwrap(); // SIGKILL
     d.child.wait().unwrap();
+    // The job outlives its driver, and `status` says so.
+    let spec = root().join("pipelines/quickstart.yaml");
+    let mut args = vec!["status", spec.to_str().unwrap()];
+    args.extend(SLOW);
+    let (code, out, err) = warmstart(&ws, tmp.path(), &args);
+    assert_eq!(code, 0, "{err}");
+    let line = out.lines().find(|l| l.starts_with("embed ")).unwrap_or_default();
+    assert!(line.contains("on Slurm (job"), "status should show the job: {out}");
     let (code, r, err) = rerun_on_slurm(&ws, tmp.path());
     assert_eq!(code, 0, "{err}");
     assert!(

@@ -290,11 +290,14 @@ impl Stage for FeatureExtract {
             // A text that is in the labelled budget is not unlabelled: self-training would
             // otherwise pseudo-label the training rows themselves (with every label in the
             // budget, the whole pool), and the idf would count them twice.
-            let labelled: std::collections::HashSet<Vec<u32>> = (0..train.rows()).map(|r| real_ids(&train, r)).collect();
+            let labelled: std::collections::HashSet<Vec<u32>> =
+                (0..train.rows()).map(|r| real_ids(&train, r)).collect();
             let mut left_out = 0;
             for name in &self.unlabelled {
                 let all = read_padded(&src.join(format!("{name}.pad")))?;
-                let keep: Vec<usize> = (0..all.rows()).filter(|&r| !labelled.contains(&real_ids(&all, r))).collect();
+                let keep: Vec<usize> = (0..all.rows())
+                    .filter(|&r| !labelled.contains(&real_ids(&all, r)))
+                    .collect();
                 left_out += all.rows() - keep.len();
                 let mut rows = classify::take_rows(&all, &keep);
                 rows.labels.iter_mut().for_each(|l| *l = 0);
