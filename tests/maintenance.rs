@@ -43,6 +43,24 @@ fn metrics(r: &Value) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// blake3 of every artefact file under `store/*/files/`, by path relative to `store/`.
+fn store_checksums(ws: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    fn walk(dir: &std::path::Path, base: &std::path::Path, out: &mut std::collections::BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, base, out);
+            } else if p.components().any(|c| c.as_os_str() == "files") {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                out.insert(rel, blake3::hash(&std::fs::read(&p).unwrap()).to_hex().to_string());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(&ws.join("store"), &ws.join("store"), &mut out);
+    out
+}
+
 fn key_of(r: &Value, name: &str) -> String {
     r["stages"]
         .as_array()
@@ -189,7 +207,21 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
         assert_eq!(code, 0, "after a kill at {delay} ms: {out}");
     }
     let last = run(&ws);
-    assert_eq!(metrics(&last), metrics(&clean));
+    if metrics(&last) != metrics(&clean) {
+        // Say which entries differ, so that a failure here can be traced to a stage.
+        let (a, b) = (store_checksums(&tmp.path().join("clean")), store_checksums(&ws));
+        let differing: Vec<&String> = a
+            .iter()
+            .filter(|(f, h)| b.get(*f).is_some_and(|x| x != *h))
+            .map(|(f, _)| f)
+            .collect();
+        panic!(
+            "final metrics differ from the clean run's\nclean: {:?}\nafter kills: {:?}\nfiles that differ under the same key: {differing:?}\nlast run's stderr:\n{}",
+            metrics(&clean),
+            metrics(&last),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
     eprintln!("survived {kills} SIGKILLs in {rounds} rounds; killed while running: {hit:?}; final metrics equal the clean run's");
     assert!(
         kills >= rounds / 3,
