@@ -44,6 +44,10 @@ enum Command {
         /// Print one JSON object with every stage's status at the end.
         #[arg(long)]
         json: bool,
+        /// Print what would run and why, and run nothing (what `status` shows, for the stale
+        /// stages only).
+        #[arg(long, short = 'n')]
+        dry_run: bool,
         /// Where stale stages run: `local` (this process) or `slurm` (one batch job per
         /// stage, against this workspace, which must be on a filesystem the nodes share).
         #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
@@ -56,6 +60,11 @@ enum Command {
     /// Run one stage job on a cluster node (what `--executor slurm` submits).
     #[command(hide = true)]
     ExecJob { job: PathBuf },
+    /// Print a shell completion script: `warmstart completions bash > /etc/bash_completion.d/warmstart`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Show which stages are fresh or stale, and why.
     Status {
         spec: PathBuf,
@@ -208,9 +217,13 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             jobs,
             force,
             json,
+            dry_run,
             executor,
             slurm_args,
         } => {
+            if dry_run {
+                return dry_run_plan(&cli.workspace, &spec, &sets, &force, json);
+            }
             if executor == ExecutorKind::Local && !slurm_args.is_empty() {
                 return Err(Failure::Usage("error: --slurm-arg needs --executor slurm".into()));
             }
@@ -224,6 +237,11 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             run(&cli.workspace, &spec, &sets, jobs, force, json, &runner)
         }
         Command::ExecJob { job } => exec_job(&cli.workspace, &job),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "warmstart", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Status { spec, sets, json } => status(&cli.workspace, &spec, &sets, json),
         Command::Validate { spec, sets } => {
             let study = Study::load(&spec, &sets)?;
@@ -384,6 +402,55 @@ fn run(
         );
     }
     Ok(if report.ok { 0 } else { 1 })
+}
+
+/// `run --dry-run`: the stages a run would execute (stale or forced) and why; nothing runs and
+/// nothing is written (not even the run lock is taken).
+fn dry_run_plan(
+    workspace: &Path,
+    spec_path: &Path,
+    sets: &[String],
+    force: &[String],
+    json: bool,
+) -> Result<i32, Failure> {
+    let study = Study::load(spec_path, sets)?;
+    let ws = Workspace::open(workspace)?;
+    let plan = plan::plan(&study, &ws)?;
+    let mut would = Vec::new();
+    let mut seen = BTreeSet::new();
+    for p in plan.all() {
+        let forced = force.iter().any(|f| f == &p.name || f == &p.stage);
+        if !(forced || !p.fresh) {
+            continue;
+        }
+        let why = if forced {
+            "forced".to_string()
+        } else if !seen.insert(p.job) {
+            format!("shared with `{}` (same key)", plan.planned(p.job).name)
+        } else {
+            p.reasons.join("; ")
+        };
+        would.push((p, why));
+    }
+    if json {
+        let stages: Vec<_> = would
+            .iter()
+            .map(|(p, why)| json!({"name": p.name, "kind": p.fingerprint.kind, "key": p.key, "why": why}))
+            .collect();
+        let out = json!({"pipeline": study.name, "would_run": stages, "cached": plan.all().count() - would.len()});
+        println!("{}", serde_json::to_string_pretty(&out).map_err(anyhow::Error::from)?);
+    } else {
+        for (p, why) in &would {
+            println!("{:<24} would run: {why}", p.name);
+        }
+        println!(
+            "{}: {} of {} stages would run (dry run: nothing was run)",
+            study.name,
+            would.len(),
+            plan.all().count()
+        );
+    }
+    Ok(0)
 }
 
 /// `exec-job JOB.json`: on a compute node, plan the job's spec again, check that the stage

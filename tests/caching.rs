@@ -654,3 +654,50 @@ fn dataset_paths_are_relative_to_the_spec_file() {
     let st = p.status_json("proj/spec.yaml", &[]);
     assert_eq!(reasons(&st)["tok"], vec!["input file `data/train.csv` changed"]);
 }
+
+/// `run --dry-run` says what would run and why, runs nothing and leaves the store empty;
+/// after a run it says nothing would; a parameter change names just the stage it touches.
+#[test]
+fn dry_run_says_what_would_run_and_runs_nothing() {
+    let p = Project::new();
+    let (code, out, err) = p.run(&["run", "spec.yaml", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("tok") && out.contains("would run: never run"), "{out}");
+    assert!(
+        out.contains("2 of 2 stages would run (dry run: nothing was run)"),
+        "{out}"
+    );
+    let store = p.ws().join("store");
+    assert!(
+        !store.exists() || fs::read_dir(&store).unwrap().next().is_none(),
+        "a dry run wrote to the store"
+    );
+    p.run_ok("spec.yaml", &[]);
+    let (code, v) = p.run_json(&["run", "spec.yaml", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["would_run"], serde_json::json!([]), "{v:#}");
+    let (_, v) = p.run_json(&["run", "spec.yaml", "--dry-run", "--set", "seqs.max_len=9"]);
+    let would = v["would_run"].as_array().unwrap();
+    assert_eq!(would.len(), 1, "{v:#}");
+    assert_eq!(would[0]["name"], "seqs");
+    assert!(would[0]["why"].as_str().unwrap().contains("max_len"), "{v:#}");
+    // The dry run left the cached entries as they were.
+    let r = p.run_ok("spec.yaml", &[]);
+    assert_eq!(statuses(&r), expect(&[("tok", "cached"), ("seqs", "cached")]));
+}
+
+/// Shell completion scripts for bash, zsh and fish name the commands.
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    let p = Project::empty();
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = p.run(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        assert!(
+            out.contains("warmstart") && out.contains("validate") && out.contains("report"),
+            "{shell}: {out}"
+        );
+    }
+    let (code, _, err) = p.run(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "{err}");
+}
