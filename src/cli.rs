@@ -420,7 +420,7 @@ fn dry_run_plan(
     let mut seen = BTreeSet::new();
     for p in plan.all() {
         let forced = force.iter().any(|f| f == &p.name || f == &p.stage);
-        if !(forced || !p.fresh) {
+        if !forced && p.fresh {
             continue;
         }
         let why = if forced {
