@@ -404,7 +404,28 @@ fn a_node_going_down_fails_the_stage_and_the_next_run_completes() {
     let ws = tmp.path().join("ws");
     let mut d = spawn_driver(&ws, tmp.path(), &tmp.path().join("driver.log"));
     d.wait_for("embed: Slurm job");
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    // Wait until the job really runs: a node set down under a *pending* job only delays it.
+    let id = d
+        .text()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("embed: Slurm job ")
+                .map(|r| r.split(' ').next().unwrap_or("").to_string())
+        })
+        .unwrap();
+    let t = std::time::Instant::now();
+    loop {
+        let out = Command::new("squeue")
+            .args(["-h", "-j", &id, "-o", "%T"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim() == "RUNNING" {
+            break;
+        }
+        assert!(t.elapsed().as_secs() < 60, "job {id} never ran: {}", d.text());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let node = node();
     /// Brings the node back however the test ends (`resume` is refused, harmlessly, when
     /// ReturnToService already did it).
