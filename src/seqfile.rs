@@ -56,6 +56,16 @@ impl Padded {
         &self.ids[i * self.len..(i + 1) * self.len]
     }
 
+    /// The real (unmasked) token ids of row `i`: the text as encoded, without padding.
+    pub fn real_ids(&self, i: usize) -> Vec<u32> {
+        self.row(i)
+            .iter()
+            .zip(self.mask_row(i))
+            .filter(|(_, &m)| m != 0)
+            .map(|(&t, _)| t)
+            .collect()
+    }
+
     pub fn mask_row(&self, i: usize) -> &[u8] {
         &self.mask[i * self.len..(i + 1) * self.len]
     }

@@ -2,6 +2,8 @@
 //! only what no given spec references; an interrupted run (SIGKILL at random moments) never
 //! leaves an entry that a later run trusts, and the final metrics equal a clean run's.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,24 +43,6 @@ fn metrics(r: &Value) -> Vec<(String, Value)> {
         .filter(|s| s["kind"] == "evaluate")
         .map(|s| (s["name"].as_str().unwrap().to_string(), s["metrics"].clone()))
         .collect()
-}
-
-/// blake3 of every artefact file under `store/*/files/`, by path relative to `store/`.
-fn store_checksums(ws: &std::path::Path) -> std::collections::BTreeMap<String, String> {
-    fn walk(dir: &std::path::Path, base: &std::path::Path, out: &mut std::collections::BTreeMap<String, String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, base, out);
-            } else if p.components().any(|c| c.as_os_str() == "files") {
-                let rel = p.strip_prefix(base).unwrap().display().to_string();
-                out.insert(rel, blake3::hash(&std::fs::read(&p).unwrap()).to_hex().to_string());
-            }
-        }
-    }
-    let mut out = std::collections::BTreeMap::new();
-    walk(&ws.join("store"), &ws.join("store"), &mut out);
-    out
 }
 
 fn key_of(r: &Value, name: &str) -> String {
@@ -209,7 +193,10 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
     let last = run(&ws);
     if metrics(&last) != metrics(&clean) {
         // Say which entries differ, so that a failure here can be traced to a stage.
-        let (a, b) = (store_checksums(&tmp.path().join("clean")), store_checksums(&ws));
+        let (a, b) = (
+            common::store_checksums(&tmp.path().join("clean")),
+            common::store_checksums(&ws),
+        );
         let differing: Vec<&String> = a
             .iter()
             .filter(|(f, h)| b.get(*f).is_some_and(|x| x != *h))

@@ -419,24 +419,6 @@ fn language_model_pretraining_pays() {
     }
 }
 
-/// blake3 of every artefact file (`store/<key>/files/…`; entry.json records timings).
-fn store_checksums(w: &Path) -> std::collections::BTreeMap<String, String> {
-    fn walk(dir: &Path, base: &Path, out: &mut std::collections::BTreeMap<String, String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, base, out);
-            } else if p.components().any(|c| c.as_os_str() == "files") {
-                let rel = p.strip_prefix(base).unwrap().display().to_string();
-                out.insert(rel, blake3::hash(&std::fs::read(&p).unwrap()).to_hex().to_string());
-            }
-        }
-    }
-    let mut out = std::collections::BTreeMap::new();
-    walk(&w.join("store"), &w.join("store"), &mut out);
-    out
-}
-
 /// Same spec + seed ⇒ same bytes on any thread count: the quickstart with each of the four
 /// encoders and odd batch sizes, run under `--jobs 1`, `2` and `3` in fresh workspaces, gives
 /// the same keys and byte-identical files in every store entry. (Before the fused ops chunked
@@ -479,7 +461,7 @@ fn artefacts_are_byte_identical_on_any_thread_count() {
             k.sort();
             keys.push(k);
         }
-        per_jobs.push((jobs, keys, store_checksums(&w)));
+        per_jobs.push((jobs, keys, common::store_checksums(&w)));
     }
     let (_, keys1, sums1) = &per_jobs[0];
     assert!(

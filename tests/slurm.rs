@@ -75,24 +75,6 @@ fn by_name(r: &Value) -> BTreeMap<String, &Value> {
         .collect()
 }
 
-/// blake3 of every artefact file under `store/*/files/`.
-fn checksums(ws: &Path) -> BTreeMap<String, String> {
-    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, base, out);
-            } else if p.components().any(|c| c.as_os_str() == "files") {
-                let rel = p.strip_prefix(base).unwrap().display().to_string();
-                out.insert(rel, blake3::hash(&std::fs::read(&p).unwrap()).to_hex().to_string());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(&ws.join("store"), &ws.join("store"), &mut out);
-    out
-}
-
 /// The quickstart through Slurm: every stage runs as a job (its id and log in the report),
 /// the artefacts are byte-identical to a local run's in another workspace, and a rerun is all
 /// `cached` without submitting anything.
@@ -147,7 +129,7 @@ fn quickstart_on_slurm_matches_a_local_run_byte_for_byte() {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(text.contains(&format!("{name}: done")), "{name}'s log:\n{text}");
     }
-    let (a, b) = (checksums(&local), checksums(&cluster));
+    let (a, b) = (common::store_checksums(&local), common::store_checksums(&cluster));
     assert!(a.len() > 10, "{a:?}");
     assert_eq!(a, b, "artefact bytes differ between local and Slurm runs");
     // A rerun submits nothing.

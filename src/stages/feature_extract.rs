@@ -290,13 +290,12 @@ impl Stage for FeatureExtract {
             // A text that is in the labelled budget is not unlabelled: self-training would
             // otherwise pseudo-label the training rows themselves (with every label in the
             // budget, the whole pool), and the idf would count them twice.
-            let labelled: std::collections::HashSet<Vec<u32>> =
-                (0..train.rows()).map(|r| real_ids(&train, r)).collect();
+            let labelled: std::collections::HashSet<Vec<u32>> = (0..train.rows()).map(|r| train.real_ids(r)).collect();
             let mut left_out = 0;
             for name in &self.unlabelled {
                 let all = read_padded(&src.join(format!("{name}.pad")))?;
                 let keep: Vec<usize> = (0..all.rows())
-                    .filter(|&r| !labelled.contains(&real_ids(&all, r)))
+                    .filter(|&r| !labelled.contains(&all.real_ids(r)))
                     .collect();
                 left_out += all.rows() - keep.len();
                 let mut rows = classify::take_rows(&all, &keep);
@@ -495,15 +494,5 @@ fn row_counts(spec: NgramSpec, rows: &crate::seqfile::Padded) -> Vec<ngrams::Spa
         .chunks(l)
         .zip(rows.mask.chunks(l))
         .map(|(i, m)| ngrams::counts(spec, i, m))
-        .collect()
-}
-
-/// The real (unmasked) token ids of row `r`: a text's identity in a padded dataset.
-fn real_ids(p: &crate::seqfile::Padded, r: usize) -> Vec<u32> {
-    p.row(r)
-        .iter()
-        .zip(p.mask_row(r))
-        .filter(|(_, &m)| m != 0)
-        .map(|(&i, _)| i)
         .collect()
 }

@@ -305,14 +305,7 @@ impl Stage for Pretrain {
             }
             if from_pad {
                 let p = read_padded(&src.join(format!("{name}.pad")))?;
-                data.extend((0..p.rows()).map(|r| {
-                    p.row(r)
-                        .iter()
-                        .zip(p.mask_row(r))
-                        .filter(|(_, &m)| m != 0)
-                        .map(|(&i, _)| i)
-                        .collect()
-                }));
+                data.extend((0..p.rows()).map(|r| p.real_ids(r)));
             } else {
                 let r = read_ragged(&src.join(format!("{name}.seq")))?;
                 data.extend((0..r.len()).map(|i| r.row(i).to_vec()));

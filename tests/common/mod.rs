@@ -419,3 +419,23 @@ pub fn skip(test: &str, reason: &str) {
         let _ = writeln!(f, "{line}");
     }
 }
+
+/// blake3 of every artefact file under `store/*/files/` of workspace `ws`, by path relative to
+/// `store/` (entry.json is left out: it records timings).
+#[allow(dead_code)]
+pub fn store_checksums(ws: &Path) -> BTreeMap<String, String> {
+    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, base, out);
+            } else if p.components().any(|c| c.as_os_str() == "files") {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                out.insert(rel, blake3::hash(&std::fs::read(&p).unwrap()).to_hex().to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&ws.join("store"), &ws.join("store"), &mut out);
+    out
+}
