@@ -329,20 +329,38 @@ fn ctrl_c_on_the_driver_cancels_its_jobs() {
     }
 }
 
+/// A clean local run's metrics, and a Slurm driver on a fresh workspace whose `embed` job has
+/// been submitted (`None`, after logging the skip, without a Slurm).
+struct Interrupted {
+    tmp: tempfile::TempDir,
+    clean: BTreeMap<String, Value>,
+    ws: PathBuf,
+    d: Driver,
+}
+
+fn interrupted_run(test: &str) -> Option<Interrupted> {
+    if !slurm_or_skip(test) {
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = clean_metrics(tmp.path());
+    let ws = tmp.path().join("ws");
+    let d = spawn_driver(&ws, tmp.path(), &tmp.path().join("driver.log"));
+    d.wait_for("embed: Slurm job");
+    Some(Interrupted { tmp, clean, ws, d })
+}
+
 /// The driver SIGKILLed while a stage runs on the cluster, then rerun: the running job is
 /// adopted rather than submitted again (one job log per key: no stage committed twice),
 /// `verify` passes, and the metrics equal a clean run's.
 #[test]
 fn a_sigkilled_driver_is_rerun_without_committing_any_stage_twice() {
     let _one = cluster();
-    if !slurm_or_skip("a_sigkilled_driver_is_rerun_without_committing_any_stage_twice") {
+    let Some(Interrupted { tmp, clean, ws, mut d }) =
+        interrupted_run("a_sigkilled_driver_is_rerun_without_committing_any_stage_twice")
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let clean = clean_metrics(tmp.path());
-    let ws = tmp.path().join("ws");
-    let mut d = spawn_driver(&ws, tmp.path(), &tmp.path().join("driver.log"));
-    d.wait_for("embed: Slurm job");
+    };
     d.child.kill().unwrap(); // SIGKILL
     d.child.wait().unwrap();
     // The job outlives its driver, and `status` says so.
@@ -378,14 +396,11 @@ fn a_sigkilled_driver_is_rerun_without_committing_any_stage_twice() {
 #[test]
 fn a_node_going_down_fails_the_stage_and_the_next_run_completes() {
     let _one = cluster();
-    if !slurm_or_skip("a_node_going_down_fails_the_stage_and_the_next_run_completes") {
+    let Some(Interrupted { tmp, clean, ws, mut d }) =
+        interrupted_run("a_node_going_down_fails_the_stage_and_the_next_run_completes")
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let clean = clean_metrics(tmp.path());
-    let ws = tmp.path().join("ws");
-    let mut d = spawn_driver(&ws, tmp.path(), &tmp.path().join("driver.log"));
-    d.wait_for("embed: Slurm job");
+    };
     // Wait until the job really runs: a node set down under a *pending* job only delays it.
     let id = d
         .text()
