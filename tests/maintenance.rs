@@ -171,19 +171,42 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
+        if round % 4 == 1 {
+            // Pretraining is short (about a second of the run), so random delays from the
+            // start seldom land in it: in these rounds the delay counts from its start.
+            let t = Instant::now();
+            while !std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("embed: running")
+                && child.try_wait().unwrap().is_none()
+                && t.elapsed() < Duration::from_secs(30)
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(delay % 600));
+        } else {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
             child.wait().unwrap();
-            // The stage that was last reported running when the kill landed.
+            // The stages running when the kill landed: reported running, not yet done.
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let stage = text
+            let started: Vec<&str> = text
                 .lines()
-                .rev()
-                .find_map(|l| l.split_once(": running").map(|(s, _)| s.to_string()))
-                .unwrap_or_else(|| "(planning)".into());
-            *hit.entry(stage).or_default() += 1;
+                .filter_map(|l| l.split_once(": running").map(|(s, _)| s))
+                .collect();
+            let running: Vec<&str> = started
+                .into_iter()
+                .filter(|s| !text.lines().any(|l| l.starts_with(&format!("{s}: done"))))
+                .collect();
+            if running.is_empty() {
+                *hit.entry("(planning)".into()).or_default() += 1;
+            }
+            for s in running {
+                *hit.entry(s.to_string()).or_default() += 1;
+            }
         }
         child.wait().unwrap();
         // Whatever the store holds now must verify: no half-written entry is visible.
@@ -214,10 +237,10 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
         kills >= rounds / 3,
         "only {kills} of {rounds} runs were still going when killed"
     );
-    // With 100 rounds the kills must land in every kind of work the quickstart does:
-    // tokenizing, pretraining, fine-tuning/feature extraction and evaluation. (The stage
-    // named is the last one reported running; with `--jobs 2` two can run at once, so the
-    // count is of kinds, not of the eleven stages, and does not depend on machine speed.)
+    // With 100 rounds the kills must land in every kind of work that lasts long enough to be
+    // hit: tokenizing, pretraining, fine-tuning/feature extraction (evaluate stages take ~20
+    // ms, so kills during them are counted when they happen but not required). The stages
+    // counted are those reported running and not done; with `--jobs 2` two can run at once.
     if rounds >= 100 {
         let kinds: std::collections::BTreeSet<&str> = hit
             .keys()
@@ -230,9 +253,7 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
             })
             .collect();
         assert!(
-            ["tokenize", "pretrain", "train", "evaluate"]
-                .iter()
-                .all(|k| kinds.contains(k)),
+            ["tokenize", "pretrain", "train"].iter().all(|k| kinds.contains(k)),
             "kills should spread over the kinds of work: {hit:?}"
         );
     }
