@@ -308,6 +308,15 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
     }
 }
 
+/// The process's one rayon pool (data-parallel work inside stages), with big stacks: a stage
+/// that recurses deeply must fail as a stage, not abort the process.
+fn global_pool(threads: usize) {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .stack_size(64 << 20)
+        .build_global();
+}
+
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
@@ -343,10 +352,7 @@ fn run(
     }
     // One thread count for the whole process: data-parallel work inside stages (rayon) uses it,
     // and results depend on it only through floating-point summation order.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .stack_size(64 << 20)
-        .build_global();
+    global_pool(jobs);
     let ws = Workspace::open(workspace)?;
     let reporter = Reporter::new();
     let _lock = ws.lock(|holder| {
@@ -467,10 +473,7 @@ fn exec_job(workspace: &Path, job_path: &Path) -> Result<i32, Failure> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(default_jobs);
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .stack_size(64 << 20)
-        .build_global();
+    global_pool(threads);
     let ws = Workspace::open(workspace)?;
     let plan = plan::plan(&study, &ws)?;
     let p = plan.find(&job.name).ok_or_else(|| {

@@ -164,7 +164,7 @@ pub fn train(
     s: &CbowSettings,
     progress: &crate::progress::Progress,
 ) -> Result<(Params, Vec<PretrainLog>, f64)> {
-    let (train_rows, held_rows) = super::split_held_out(&usable(data, specials as u32), s.held_out);
+    let (train_rows, held_rows) = super::split_held_out(usable(data, specials as u32), s.held_out);
     let tokens: usize = train_rows.iter().map(Vec::len).sum();
     if tokens == 0 {
         bail!("the pretraining text has no row with two or more tokens; word2vec needs context");
@@ -209,10 +209,10 @@ pub fn train(
                 p >= 1.0 || rng.gen::<f64>() < p
             }));
             let row = &kept;
-            if row.len() >= 2 {
-                examples += row.len();
-            }
-            for i in 0..if row.len() >= 2 { row.len() } else { 0 } {
+            // A row that subsampling left without context trains nothing.
+            let positions = if row.len() >= 2 { row.len() } else { 0 };
+            examples += positions;
+            for i in 0..positions {
                 // word2vec's dynamic window: a random effective size in 1..=window.
                 let w = rng.gen_range(1..=s.window);
                 ctx.clear();

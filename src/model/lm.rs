@@ -131,7 +131,7 @@ pub fn train(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
     let mut params = spec.init(dev, &mut rng, vocab);
-    let (train, held_out) = super::split_held_out(&pieces, s.held_out);
+    let (train, held_out) = super::split_held_out(pieces, s.held_out);
     let (train, held_out) = (&train[..], &held_out[..]);
     // Unigram^0.75 table for negatives.
     let mut counts = vec![0f64; vocab];

@@ -119,14 +119,15 @@ pub fn zeros(dev: &Dev, rows: usize, cols: usize) -> T2 {
 /// Not the tail: pretraining data is the concatenation of its datasets in spec order, and the
 /// in-domain text is usually listed last (`data: [general, domain]`) and is small — a tail
 /// split held out all of it, so the encoder never trained on the text it is for.
-pub fn split_held_out<T: Clone>(items: &[T], share: f64) -> (Vec<T>, Vec<T>) {
+pub fn split_held_out<T>(items: Vec<T>, share: f64) -> (Vec<T>, Vec<T>) {
     let (mut train, mut held) = (Vec::new(), Vec::new());
-    for (i, x) in items.iter().enumerate() {
+    let n = items.len();
+    for (i, x) in items.into_iter().enumerate() {
         let out = share > 0.0 && ((i + 1) as f64 * share).floor() > (i as f64 * share).floor();
-        if out && i + 1 < items.len() {
-            held.push(x.clone());
+        if out && i + 1 < n {
+            held.push(x);
         } else {
-            train.push(x.clone());
+            train.push(x);
         }
     }
     (train, held)
@@ -149,7 +150,7 @@ mod tests {
     #[test]
     fn held_out_rows_are_spread_over_all_the_data() {
         let items: Vec<usize> = (0..1000).collect();
-        let (train, held) = super::split_held_out(&items, 0.05);
+        let (train, held) = super::split_held_out(items.clone(), 0.05);
         assert!((49..=50).contains(&held.len()), "{}", held.len());
         assert_eq!(train.len() + held.len(), 1000);
         // Every tenth of the data gives its share, the last 2 % (a small last dataset) too.
@@ -159,7 +160,7 @@ mod tests {
         }
         assert!(train.iter().filter(|&&i| i >= 980).count() >= 19);
         // Nothing held out when asked for nothing; never everything.
-        assert!(super::split_held_out(&items, 0.0).1.is_empty());
-        assert!(!super::split_held_out(&[7], 0.4).0.is_empty());
+        assert!(super::split_held_out(items, 0.0).1.is_empty());
+        assert!(!super::split_held_out(vec![7], 0.4).0.is_empty());
     }
 }
