@@ -14,11 +14,13 @@ ROOT=$PWD
 SHARED=${SHARED:-$ROOT/../shared/datasets}
 OUT=${OUT:-$ROOT/target/transfer-suite}
 PY=${BLENV:?set BLENV to a venv with scikit-learn and fasttext}/bin/python
-BIN=$ROOT/target/release/warmstart
+# BIN: a warmstart binary to use instead of building this checkout (e.g. a copy, so that
+# rebuilding the checkout during a long suite run does not change the binary half-way).
+BIN=${BIN:-}
 SETS=("$@")
 [ ${#SETS[@]} -gt 0 ] || SETS=(mpqa_polarity cr_customer_reviews trec6 sms_spam ag_news_test7600 imdb cn_waimai_10k)
 [ -d "$SHARED" ] || { echo "skipped: $SHARED is absent" >&2; exit 0; }
-cargo build --release --quiet
+if [ -z "$BIN" ]; then cargo build --release --quiet; BIN=$ROOT/target/release/warmstart; fi
 mkdir -p "$OUT"/{data,specs,ws,vec}
 
 # Chinese general text: the other Chinese sets' training texts.

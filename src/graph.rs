@@ -115,19 +115,19 @@ pub fn check(spec: &Spec) -> Result<(), SpecErrors> {
     }
     for s in &spec.stages {
         for held in s.stage.held_refs() {
-            let Some((holder, held_names)) = holds(spec, &held.via, 0) else {
+            let Some((holder, field, held_names)) = holds(spec, &held.via, 0) else {
                 continue; // unknown `via` is reported above
             };
             if !held_names.contains(&held.name) {
                 let what = if spec.datasets.contains_key(&held.name) {
-                    format!("dataset `{}` is not encoded by tokenize stage `{holder}`", held.name)
+                    format!("dataset `{}` is not in `{holder}.{field}`", held.name)
                 } else {
                     format!("unknown dataset `{}`", held.name)
                 };
                 errors.push(spec.error_at(
                     &format!("stages.{}.{}", s.name, held.field),
                     format!(
-                        "{what}, so `{}` will not hold it; `{holder}` encodes: {} (add it to `{holder}.encode`)",
+                        "{what}, so `{}` will not hold it; `{holder}` holds: {} (add it to `{holder}.{field}`)",
                         held.via,
                         names(held_names.iter())
                     ),
@@ -143,10 +143,10 @@ pub fn check(spec: &Spec) -> Result<(), SpecErrors> {
 
 /// The datasets held by stage `name`'s artefact and the stage that decided them, following
 /// stages that pass their input's datasets through (pad) up to the one that names them.
-fn holds<'a>(spec: &'a Spec, name: &'a str, depth: usize) -> Option<(&'a str, Vec<String>)> {
+fn holds<'a>(spec: &'a Spec, name: &'a str, depth: usize) -> Option<(&'a str, &'static str, Vec<String>)> {
     let s = spec.stage(name)?;
-    if let Some(v) = s.stage.holds() {
-        return Some((&s.name, v));
+    if let Some((field, v)) = s.stage.holds() {
+        return Some((&s.name, field, v));
     }
     if depth > spec.stages.len() {
         return None; // a cycle, reported by Dag::build

@@ -963,7 +963,7 @@ fn a_typo_in_a_dataset_read_from_a_pad_stage_fails_validation_with_the_line() {
     // A dataset that exists but that the tokenizer does not encode.
     let p = project();
     p.write("spec.yaml", &SPEC.replace("data: test }", "data: side }"));
-    rejected_before_running(&p, &["stages.ev.data", "not encoded by tokenize stage `tok`"]);
+    rejected_before_running(&p, &["stages.ev.data", "is not in `tok.encode`"]);
 }
 
 #[test]

@@ -336,13 +336,37 @@ pub struct Round {
     pub added: Vec<usize>,
     /// Mean confidence of the added rows.
     pub mean_confidence: f64,
+    /// Dev-set log-loss of the refitted model (absent without a dev set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev_log_loss: Option<f64>,
+    /// Whether the round's model was kept: with a dev set, a round whose refit raises the
+    /// dev log-loss is undone and self-training stops there.
+    pub kept: bool,
+}
+
+/// Mean log-loss of raw labelled rows under a fitted model.
+pub fn log_loss(m: &Fitted, rows: Rows, y: &[u32]) -> f64 {
+    let k = m.b.len();
+    let p = predict_proba(m, rows);
+    let total: f64 = p
+        .chunks(k)
+        .zip(y)
+        .map(|(row, &c)| -(row[c as usize].max(1e-12) as f64).ln())
+        .sum();
+    total / y.len().max(1) as f64
 }
 
 /// Class-balanced self-training (Zou et al. 2018's CBST, on a convex head): fit on the labelled
 /// rows (C by cross-validation unless given), then for `rounds` rounds pseudo-label the rows of
 /// `u` the current model is surest of — per class, in proportion to the labelled class shares,
 /// a portion growing from 20 % to 50 % of `u` — and refit on labelled + pseudo-labelled rows
-/// with the same C.
+/// with the same C. With a dev set, each round must not raise the dev log-loss (the criterion
+/// C was chosen by); the first round that does is undone and ends self-training.
+///
+/// Why the dev guard: when the labelled-only model is weak, a third or more of its pseudo-
+/// labels are wrong and they outnumber the labelled rows; on trec6 at 500 labels two rounds
+/// cost 2 points of test accuracy, and the dev set, which the C selection already reads, sees
+/// it coming.
 ///
 /// Why class-balanced and capped: naive pseudo-labelling feeds the majority class and its own
 /// mistakes back into training (the USB benchmark finds it *hurts*); quotas fixed by the
@@ -367,6 +391,7 @@ pub fn self_train(
     let mut prior = vec![0.0f64; k];
     y.iter().for_each(|&v| prior[v as usize] += 1.0 / n as f64);
     let mut model = base.clone();
+    let mut best_dev = dev.map(|(rows, yd)| log_loss(&model, rows, yd));
     let mut log = Vec::new();
     for r in 1..=rounds {
         let portion = if rounds == 1 {
@@ -405,13 +430,25 @@ pub fn self_train(
             d,
             sparse: l.sparse.map(|(_, b)| (&sparse[..], b)),
         };
-        model = fit_with(rows, &ys, k, base.c, seed);
-        model.cv_loss = base.cv_loss.clone();
+        let mut next = fit_with(rows, &ys, k, base.c, seed);
+        next.cv_loss = base.cv_loss.clone();
+        let dev_log_loss = dev.map(|(rows, yd)| log_loss(&next, rows, yd));
+        let kept = match (dev_log_loss, best_dev) {
+            (Some(now), Some(before)) => now <= before,
+            _ => true,
+        };
         log.push(Round {
             round: r,
             added,
             mean_confidence: conf / total.max(1) as f64,
+            dev_log_loss,
+            kept,
         });
+        if !kept {
+            break;
+        }
+        model = next;
+        best_dev = dev_log_loss;
     }
     (model, log)
 }

@@ -26,7 +26,9 @@ pub const KIND: Kind = Kind {
     // per block with n-grams).
     // 9: with n-grams, the joint C selection may also switch either block off.
     // 10: `unlabelled` rows whose text is one of the labelled training rows are left out.
-    version: 10,
+    // 11: n-gram idf over the labelled rows by default (`idf: all` for the old weighting).
+    // 12: a self-training round that raises the dev log-loss is undone.
+    version: 12,
     summary: "frozen pretrained encoder + a trained head on pooled features",
     parse: super::parse_as::<FeatureExtract>,
 };
@@ -37,6 +39,15 @@ pub enum Head {
     #[default]
     Logistic,
     Mlp,
+}
+
+/// Which rows the n-gram idf is counted over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IdfOver {
+    #[default]
+    Labelled,
+    All,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -71,10 +82,14 @@ pub struct FeatureExtract {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unlabelled: Vec<String>,
     /// logistic: add TF-IDF features of token uni- to `ngrams`-grams (1..=3) beside the pooled
-    /// vectors, in the same regularised regression (idf counted over the training rows and
-    /// the `unlabelled` datasets).
+    /// vectors, in the same regularised regression (idf: see `idf`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ngrams: Option<usize>,
+    /// logistic, with `ngrams`: the rows the n-grams' idf is counted over [`labelled`: the
+    /// training rows, as scikit-learn's `TfidfVectorizer` fitted on them; `all`: also the
+    /// `unlabelled` rows].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idf: Option<IdfOver>,
     /// logistic: whether the pooled encoder vectors are features [true]. `pooled: false` with
     /// `ngrams` is plain TF-IDF logistic regression — the linear baseline, fitted by the same
     /// solver (the encoder's weights in the head are then exactly 0).
@@ -161,6 +176,9 @@ impl Stage for FeatureExtract {
         if !self.unlabelled.is_empty() {
             p["rounds"] = self.rounds().into();
         }
+        if self.ngrams.is_some() {
+            p["idf"] = serde_json::to_value(self.idf.unwrap_or_default()).unwrap_or_default();
+        }
         if self.head == Head::Mlp {
             p["hidden"] = self.hidden.unwrap_or_else(d_hidden).into();
             p["epochs"] = self.epochs().into();
@@ -212,6 +230,9 @@ impl Stage for FeatureExtract {
         }
         if self.pooled.is_some() && self.head == Head::Mlp {
             v.push(("pooled".into(), "`pooled` applies to `head: logistic` only".into()));
+        }
+        if self.idf.is_some() && self.ngrams.is_none() {
+            v.push(("idf".into(), "`idf` weighs n-gram features; it needs `ngrams`".into()));
         }
         if self.ngrams.is_some_and(|n| !(1..=3).contains(&n)) {
             v.push(("ngrams".into(), "ngrams is out of range: expected 1..=3".into()));
@@ -311,8 +332,13 @@ impl Stage for FeatureExtract {
             // n-grams: idf over every text this stage may read (labelled and unlabelled rows).
             let sparse = spec.map(|spec| {
                 let counts = row_counts(spec, &train);
-                let all: Vec<_> = counts.iter().chain(&u_counts).cloned().collect();
-                let idf = ngrams::idf(&all, spec.buckets);
+                let idf = match self.idf.unwrap_or_default() {
+                    IdfOver::Labelled => ngrams::idf(&counts, spec.buckets),
+                    IdfOver::All => {
+                        let all: Vec<_> = counts.iter().chain(&u_counts).cloned().collect();
+                        ngrams::idf(&all, spec.buckets)
+                    }
+                };
                 let weigh = |rows: &[ngrams::SparseRow]| -> Vec<ngrams::SparseRow> {
                     rows.iter().map(|r| ngrams::weigh(r, &idf)).collect()
                 };
@@ -427,12 +453,19 @@ impl Stage for FeatureExtract {
                 None if fitted.ws.is_some() => format!("C {} {chosen}", fitted.c.sparse),
                 None => format!("C {} {chosen}", fitted.c.dense),
             };
-            let how = match self_training.last() {
+            let kept: Vec<_> = self_training.iter().filter(|r| r.kept).collect();
+            let undone = if kept.len() < self_training.len() {
+                format!("; round {} undone: dev log-loss rose", kept.len() + 1)
+            } else {
+                String::new()
+            };
+            let how = match kept.last() {
                 Some(r) => format!(
-                    "{how}, {} self-training rounds ({} pseudo-labels)",
-                    self_training.len(),
+                    "{how}, {} self-training rounds ({} pseudo-labels{undone})",
+                    kept.len(),
                     r.added.iter().sum::<usize>()
                 ),
+                None if !self_training.is_empty() => format!("{how}, no self-training (round 1 raised the dev log-loss)"),
                 None => how,
             };
             (vec![log], how)

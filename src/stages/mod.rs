@@ -163,9 +163,10 @@ pub trait Stage: Debug + Send + Sync {
         Vec::new()
     }
 
-    /// The datasets whose rows this stage's artefact holds, when the spec alone says so
-    /// (tokenize: its `encode` list). `None`: the same as the stage it reads (pad).
-    fn holds(&self) -> Option<Vec<String>> {
+    /// The datasets whose rows this stage's artefact holds, when the spec alone says so, with
+    /// the field that lists them (tokenize: `encode`; pad: `datasets` when given). `None`: the
+    /// same as the stage it reads (pad without `datasets`).
+    fn holds(&self) -> Option<(&'static str, Vec<String>)> {
         None
     }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::artefact::{Shape, Side};
 
 use super::tokenize::{read_meta, TokMeta};
-use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
+use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::seqfile::{read_ragged, write_padded, Padded};
 
 pub const KIND: Kind = Kind {
@@ -41,6 +41,11 @@ pub struct Pad {
     /// Put `[CLS]` first (it counts towards `max_len`).
     #[serde(default)]
     pub add_cls: bool,
+    /// Which of the tokenize stage's datasets to pad [all]. Unlabelled text that only feeds
+    /// pretraining (which reads the tokenize stage) need not be padded: at a long `max_len`
+    /// a general corpus padded would be the largest file of the run and read by no one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datasets: Option<Vec<String>>,
 }
 
 fn default_len() -> usize {
@@ -82,11 +87,32 @@ impl Stage for Pad {
         }]
     }
 
+    fn held_refs(&self) -> Vec<HeldRef> {
+        let names = self.datasets.iter().flatten();
+        names
+            .enumerate()
+            .map(|(i, d)| HeldRef::new(&format!("datasets[{i}]"), d, &self.from))
+            .collect()
+    }
+
+    fn holds(&self) -> Option<(&'static str, Vec<String>)> {
+        self.datasets.clone().map(|v| ("datasets", v))
+    }
+
     fn params(&self) -> serde_json::Value {
         params_of(self)
     }
 
     fn check(&self) -> Vec<(String, String)> {
+        if let Some(v) = &self.datasets {
+            if v.is_empty() {
+                return vec![("datasets".into(), "`datasets: []` pads nothing; name some, or drop the field to pad all".into())];
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(d) = v.iter().find(|d| !seen.insert(*d)) {
+                return vec![("datasets".into(), format!("dataset `{d}` is listed twice"))];
+            }
+        }
         let min = 1 + usize::from(self.add_cls);
         if self.max_len < min || self.max_len > 8192 {
             return vec![(
@@ -99,7 +125,12 @@ impl Stage for Pad {
 
     fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
         let src = ctx.artefact(&self.from)?;
-        let tok = read_meta(src)?;
+        let mut tok = read_meta(src)?;
+        if let Some(keep) = &self.datasets {
+            // The meta lists only what this artefact holds, so that stages downstream never
+            // look for a `.pad` file that was not written.
+            tok.datasets.retain(|name, _| keep.contains(name));
+        }
         std::fs::copy(src.join("tokenizer.json"), ctx.out.join("tokenizer.json")).context("copying tokenizer.json")?;
         let mut truncated = BTreeMap::new();
         ctx.progress.set_length(tok.datasets.len() as u64);

@@ -260,8 +260,8 @@ impl Stage for Tokenize {
         v
     }
 
-    fn holds(&self) -> Option<Vec<String>> {
-        Some(self.encode_list().to_vec())
+    fn holds(&self) -> Option<(&'static str, Vec<String>)> {
+        Some(("encode", self.encode_list().to_vec()))
     }
 
     fn params(&self) -> serde_json::Value {
