@@ -668,7 +668,7 @@ fn verify(workspace: &Path, repair: bool) -> Result<i32, Failure> {
     let keys = ws.store.keys()?;
     let mut bad = 0;
     for k in &keys {
-        if let Err(e) = ws.store.verify(k) {
+        if let Err(e) = ws.store.verify_full(k) {
             bad += 1;
             let stage = ws.store.lookup(k).map(|m| m.stage).unwrap_or_else(|| "?".into());
             println!("CORRUPT {k} (stage `{stage}`): {e:#}");

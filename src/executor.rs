@@ -126,16 +126,20 @@ pub fn run(study: &Study, plan: &Plan, ws: &Workspace, opts: &Options) -> RunRep
         let ok = matches!(report.status, Status::Ran | Status::Cached);
         if ok {
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut changed = false;
             for p in plan.all().filter(|p| p.job == j) {
-                st.stages.insert(
-                    p.name.clone(),
-                    Recorded {
-                        key: p.key.clone(),
-                        fingerprint: p.fingerprint.clone(),
-                    },
-                );
+                let now = Recorded {
+                    key: p.key.clone(),
+                    fingerprint: p.fingerprint.clone(),
+                };
+                if st.stages.get(&p.name) != Some(&now) {
+                    st.stages.insert(p.name.clone(), now);
+                    changed = true;
+                }
             }
-            if let Err(e) = ws.save_state(&study.name, &st) {
+            // Written (and fsynced) only when it changed: a no-op rerun writes nothing.
+            let saved = if changed { ws.save_state(&study.name, &st) } else { Ok(()) };
+            if let Err(e) = saved {
                 opts.reporter.line(&format!("warning: cannot save run state: {e:#}"));
             }
         }

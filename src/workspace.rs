@@ -126,7 +126,7 @@ pub struct State {
     pub stages: BTreeMap<String, Recorded>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recorded {
     pub key: String,
     pub fingerprint: Fingerprint,
