@@ -332,7 +332,8 @@ pub fn execute(
         name: &p.name,
         out: &out,
         inputs: &inputs,
-        seed: spec.seed,
+        // A stage whose key leaves the seed out must not depend on it: it gets a fixed one.
+        seed: if s.stage.uses_seed() { spec.seed } else { 0 },
         progress,
     };
     let outcome = match catch_unwind(AssertUnwindSafe(|| s.stage.run(&ctx))) {

@@ -956,7 +956,7 @@ fn a_typo_in_a_dataset_read_from_a_pad_stage_fails_validation_with_the_line() {
     ] {
         let p = project();
         p.write("spec.yaml", &SPEC.replace(from, to));
-        let err = rejected_before_running(&p, &[field, "tok", "encodes"]);
+        let err = rejected_before_running(&p, &[field, "tok", "holds"]);
         assert!(err.contains("spec.yaml:"), "should give file:line: {err}");
         assert!(store_entries(&p).is_empty());
     }
@@ -964,6 +964,42 @@ fn a_typo_in_a_dataset_read_from_a_pad_stage_fails_validation_with_the_line() {
     let p = project();
     p.write("spec.yaml", &SPEC.replace("data: test }", "data: side }"));
     rejected_before_running(&p, &["stages.ev.data", "is not in `tok.encode`"]);
+}
+
+/// `pad.datasets` pads only what it names: a stage reading another dataset through it is a
+/// spec error naming the field to extend, and so is a name the tokenizer does not encode;
+/// with a correct list only those `.pad` files exist and the run succeeds.
+#[test]
+fn a_pad_stage_with_a_dataset_list_holds_only_those() {
+    let p = project();
+    let only = |list: &str| SPEC.replace("max_len: 16 }", &format!("max_len: 16, datasets: [{list}] }}"));
+    p.write("spec.yaml", &only("train"));
+    rejected_before_running(&p, &["stages.ev.data", "`test` is not in `seqs.datasets`"]);
+    p.write("spec.yaml", &only("train, test, side"));
+    rejected_before_running(&p, &["stages.seqs.datasets[2]", "is not in `tok.encode`"]);
+    p.write("spec.yaml", &only("train, train"));
+    rejected_before_running(&p, &["stages.seqs.datasets", "listed twice"]);
+    p.write("spec.yaml", &only("train, test"));
+    let r = run_ok(&p, &[]);
+    let mut pads: Vec<String> = std::fs::read_dir(files_of(&p, &r, "seqs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pad"))
+        .collect();
+    pads.sort();
+    assert_eq!(pads, ["test.pad", "train.pad"], "the corpus is not padded");
+}
+
+/// `idf` weighs n-grams: without `ngrams` it is a spec error.
+#[test]
+fn feature_extract_idf_without_ngrams_is_rejected() {
+    let p = project();
+    let spec = SPEC.replace(
+        "  ev: { kind: evaluate, model: clf, from: seqs, data: test }",
+        "  vec: { kind: pretrain, from: tok, data: [corpus], encoder: { type: bag, dim: 8 }, epochs: 1 }\n  fx: { kind: feature-extract, from: seqs, encoder: vec, train: train, idf: all }\n  ev: { kind: evaluate, model: clf, from: seqs, data: test }",
+    );
+    p.write("spec.yaml", &spec);
+    rejected_before_running(&p, &["stages.fx.idf", "needs `ngrams`"]);
 }
 
 #[test]

@@ -615,7 +615,7 @@ fn ngram_heads_learn_and_read_no_label_beyond_the_budget() {
 }
 
 /// pipelines/transfer.yaml, the template users copy: exactly five datasets; the test set's texts
-/// are only encoded and evaluated — never fitted on, pretrained on, self-trained on or trained
+/// are only encoded, padded and evaluated — never fitted on, pretrained on, self-trained on or trained
 /// on; the three evaluate stages the README names exist; and it validates where ../shared is.
 #[test]
 fn the_transfer_template_never_trains_on_the_test_set() {
@@ -650,9 +650,10 @@ fn the_transfer_template_never_trains_on_the_test_set() {
             "eval_linear.data",
             "eval_recipe.data",
             "eval_scratch.data",
+            "seqs.datasets",
             "tok.encode"
         ],
-        "the test set may only be encoded and evaluated"
+        "the test set may only be encoded, padded and evaluated"
     );
     if !root().join("../shared/datasets").is_dir() {
         common::skip(

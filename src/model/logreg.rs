@@ -873,6 +873,44 @@ mod tests {
         assert!(acc > 340, "self-trained accuracy {acc}/400");
     }
 
+    /// The dev guard: pseudo-labels from a shifted pool teach a spurious feature, the dev log-
+    /// loss rises, and the round is undone (the labelled-only model is returned); without a
+    /// dev set every round runs.
+    #[test]
+    fn self_training_round_that_hurts_dev_is_undone() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let d = 2;
+        // Truth: the class is the sign of x0; x1 is noise.
+        let mut task = |n: usize| {
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            for i in 0..n {
+                let c = (i % 2) as u32;
+                y.push(c);
+                x.push(if c == 1 { 1.0 } else { -1.0 } + rng.gen_range(-1.2..1.2));
+                x.push(rng.gen_range(-3.0..3.0));
+            }
+            (x, y)
+        };
+        let (xl, yl) = task(20);
+        let (xd, yd) = task(200);
+        let (xu, _) = task(200);
+        // A shifted pool: every row sits on the boundary (x0 ≈ 0, leaning to class 1) with a
+        // large x1, so its pseudo-labels teach "x1 large ⇒ class 1", which dev contradicts.
+        let shifted: Vec<f32> = (0..1000).flat_map(|i| [0.01 + 1e-5 * i as f32, 3.0]).collect();
+        let rows = |x: &[f32]| -> Vec<f32> { x.to_vec() };
+        let (l, dv) = (rows(&xl), rows(&xd));
+        let lr = Rows { dense: &l, d, sparse: None };
+        let dev = Some((Rows { dense: &dv, d, sparse: None }, &yd[..]));
+        let base = fit_select(lr, &yl, 2, Some(1.0), dev, 0);
+        let (m, log) = self_train(lr, &yl, 2, Some(1.0), dev, Rows { dense: &shifted, d, sparse: None }, 2, 0);
+        assert_eq!(log.len(), 1, "stops at the first harmful round: {log:?}");
+        assert!(!log[0].kept && log[0].dev_log_loss.is_some());
+        assert_eq!(m.w, base.w, "the labelled-only model is kept");
+        // Without a dev set there is nothing to judge by: every round runs.
+        let (_, log) = self_train(lr, &yl, 2, Some(1.0), None, Rows { dense: &xu, d, sparse: None }, 2, 0);
+        assert!(log.len() == 2 && log.iter().all(|r| r.kept && r.dev_log_loss.is_none()));
+    }
+
     /// Cross-validation prefers strong regularisation on pure noise and weak regularisation on
     /// a clean signal, and is the same on every call (seeded folds).
     #[test]

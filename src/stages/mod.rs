@@ -173,7 +173,8 @@ pub trait Stage: Debug + Send + Sync {
     /// Canonical parameters: everything that determines the output, defaults included.
     fn params(&self) -> serde_json::Value;
 
-    /// Whether the pipeline seed influences the output (then it is part of the key).
+    /// Whether the pipeline seed influences the output (then it is part of the key). When it
+    /// does not, `StageCtx::seed` is 0, so that nothing outside the key can reach the output.
     fn uses_seed(&self) -> bool {
         false
     }
