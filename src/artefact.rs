@@ -15,7 +15,7 @@ pub const UNK_ID: u32 = 1;
 pub const CLS_ID: u32 = 2;
 pub const MASK_ID: u32 = 4;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Pre,

@@ -65,6 +65,8 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the JSON Schema of spec files (for editors: `warmstart schema > warmstart.schema.json`).
+    Schema,
     /// Show which stages are fresh or stale, and why.
     Status {
         spec: PathBuf,
@@ -240,6 +242,10 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "warmstart", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Schema => {
+            println!("{:#}", crate::schema::spec_schema());
             Ok(0)
         }
         Command::Status { spec, sets, json } => status(&cli.workspace, &spec, &sets, json),

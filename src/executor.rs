@@ -138,7 +138,11 @@ pub fn run(study: &Study, plan: &Plan, ws: &Workspace, opts: &Options) -> RunRep
                 }
             }
             // Written (and fsynced) only when it changed: a no-op rerun writes nothing.
-            let saved = if changed { ws.save_state(&study.name, &st) } else { Ok(()) };
+            let saved = if changed {
+                ws.save_state(&study.name, &st)
+            } else {
+                Ok(())
+            };
             if let Err(e) = saved {
                 opts.reporter.line(&format!("warning: cannot save run state: {e:#}"));
             }

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod predict;
 pub mod progress;
 pub mod report;
+pub mod schema;
 pub mod seqfile;
 pub mod slurm;
 pub mod spec;

@@ -617,8 +617,15 @@ struct RawSpec {
     stages: Mapping,
 }
 
-#[derive(Deserialize)]
+/// The JSON Schema of one `datasets:` entry (src/schema.rs).
+pub fn dataset_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    g.subschema_for::<RawDataset>()
+}
+
+/// One `datasets:` entry.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Dataset")]
 struct RawDataset {
     path: String,
     #[serde(default)]

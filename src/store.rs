@@ -426,7 +426,10 @@ mod tests {
         let p = store.begin().unwrap();
         fs::write(p.files().join("a.bin"), b"hello").unwrap();
         store.commit(p, meta("k")).unwrap();
-        assert!(store.entry_dir("k").join("stamps.json").is_file(), "commit records stamps");
+        assert!(
+            store.entry_dir("k").join("stamps.json").is_file(),
+            "commit records stamps"
+        );
         store.verify("k").unwrap();
         let a = store.files_dir("k").join("a.bin");
         fs::write(&a, b"jello").unwrap();

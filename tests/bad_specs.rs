@@ -944,3 +944,85 @@ fn parameters_without_effect_are_rejected() {
         &["unigram"],
     );
 }
+
+/// `warmstart schema` describes what the parser accepts: every shipped pipeline validates
+/// against it with an independent validator (Python's `jsonschema`), and a misspelt field, a
+/// stage kind that does not exist and a value of the wrong type do not.
+#[test]
+fn every_pipeline_validates_against_the_schema_with_an_independent_validator() {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import jsonschema"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        common::skip(
+            "every_pipeline_validates_against_the_schema_with_an_independent_validator",
+            "python3 with the jsonschema package is not available",
+        );
+        return;
+    }
+    let p = Project::empty();
+    let (code, schema, err) = p.run(&["schema"]);
+    assert_eq!(code, 0, "{err}");
+    p.write("schema.json", &schema);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs: Vec<(String, serde_json::Value, bool)> = Vec::new();
+    for e in std::fs::read_dir(root.join("pipelines")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let first = text.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with("# yaml-language-server: $schema="),
+                "{} should start with the schema line for editors, found {first:?}",
+                path.display()
+            );
+            let v: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+            docs.push((path.display().to_string(), v, true));
+        }
+    }
+    assert!(docs.len() >= 5, "pipelines/ should hold the shipped pipelines");
+    let quick = docs
+        .iter()
+        .find(|d| d.0.ends_with("quickstart.yaml"))
+        .unwrap()
+        .1
+        .clone();
+    let first_stage = quick["stages"].as_object().unwrap().keys().next().unwrap().clone();
+    let mut typo = quick.clone();
+    typo["stages"][&first_stage]["vocab_sise"] = 100.into();
+    let mut kind = quick.clone();
+    kind["stages"][&first_stage]["kind"] = "tokenise".into();
+    let mut ty = quick.clone();
+    ty["repeats"] = "three".into();
+    for (name, v) in [("typo", typo), ("kind", kind), ("type", ty)] {
+        docs.push((name.into(), v, false));
+    }
+    p.write("docs.json", &serde_json::to_string(&docs).unwrap());
+    let script = r#"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+v = jsonschema.Draft202012Validator(schema)
+bad = []
+for name, doc, valid in json.load(open(sys.argv[2])):
+    errs = [e.message for e in v.iter_errors(doc)]
+    if bool(errs) == valid:
+        bad.append(f"{name}: expected {'valid' if valid else 'invalid'}, errors: {errs[:3]}")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(p.path().join("schema.json"))
+        .arg(p.path().join("docs.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

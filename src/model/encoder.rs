@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::pool::Pooling;
 use super::{bag, lstm, transformer, uniform, zeros, Dev, ParamFn, Params};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EncoderType {
     #[default]
@@ -42,7 +42,7 @@ impl EncoderType {
 }
 
 /// Pre-norm (`x + f(LN(x))`, stable with larger rates) or post-norm (`LN(x + f(x))`, BERT's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Norm {
     #[default]
@@ -53,7 +53,7 @@ pub enum Norm {
 /// Encoder sizes as written in a spec, e.g. `encoder: {type: transformer, dim: 64, layers: 2}`.
 /// Options that a type does not use must be left out; [`resolved`](Self::resolved) fills in
 /// the defaults (that form is what model configs store).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EncoderSpec {
     #[serde(rename = "type", default)]

@@ -899,15 +899,52 @@ mod tests {
         let shifted: Vec<f32> = (0..1000).flat_map(|i| [0.01 + 1e-5 * i as f32, 3.0]).collect();
         let rows = |x: &[f32]| -> Vec<f32> { x.to_vec() };
         let (l, dv) = (rows(&xl), rows(&xd));
-        let lr = Rows { dense: &l, d, sparse: None };
-        let dev = Some((Rows { dense: &dv, d, sparse: None }, &yd[..]));
+        let lr = Rows {
+            dense: &l,
+            d,
+            sparse: None,
+        };
+        let dev = Some((
+            Rows {
+                dense: &dv,
+                d,
+                sparse: None,
+            },
+            &yd[..],
+        ));
         let base = fit_select(lr, &yl, 2, Some(1.0), dev, 0);
-        let (m, log) = self_train(lr, &yl, 2, Some(1.0), dev, Rows { dense: &shifted, d, sparse: None }, 2, 0);
+        let (m, log) = self_train(
+            lr,
+            &yl,
+            2,
+            Some(1.0),
+            dev,
+            Rows {
+                dense: &shifted,
+                d,
+                sparse: None,
+            },
+            2,
+            0,
+        );
         assert_eq!(log.len(), 1, "stops at the first harmful round: {log:?}");
         assert!(!log[0].kept && log[0].dev_log_loss.is_some());
         assert_eq!(m.w, base.w, "the labelled-only model is kept");
         // Without a dev set there is nothing to judge by: every round runs.
-        let (_, log) = self_train(lr, &yl, 2, Some(1.0), None, Rows { dense: &xu, d, sparse: None }, 2, 0);
+        let (_, log) = self_train(
+            lr,
+            &yl,
+            2,
+            Some(1.0),
+            None,
+            Rows {
+                dense: &xu,
+                d,
+                sparse: None,
+            },
+            2,
+            0,
+        );
         assert!(log.len() == 2 && log.iter().all(|r| r.kept && r.dev_log_loss.is_none()));
     }
 

@@ -6,7 +6,7 @@ use dfdx::prelude::*;
 use super::Dev;
 
 /// How token states become one vector per row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
     /// Mean over real positions (bag and transformer default).

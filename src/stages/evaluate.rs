@@ -18,9 +18,10 @@ pub const KIND: Kind = Kind {
     version: 1,
     summary: "accuracy, macro-F1, per-class metrics and confusion matrix on a test set",
     parse: super::parse_as::<Evaluate>,
+    schema: super::schema_of::<Evaluate>,
 };
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Evaluate {
     /// The finetune or feature-extract stage to score.

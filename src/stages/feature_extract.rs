@@ -31,9 +31,10 @@ pub const KIND: Kind = Kind {
     version: 12,
     summary: "frozen pretrained encoder + a trained head on pooled features",
     parse: super::parse_as::<FeatureExtract>,
+    schema: super::schema_of::<FeatureExtract>,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Head {
     #[default]
@@ -42,7 +43,7 @@ pub enum Head {
 }
 
 /// Which rows the n-gram idf is counted over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IdfOver {
     #[default]
@@ -50,7 +51,7 @@ pub enum IdfOver {
     All,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureExtract {
     pub from: String,
@@ -469,7 +470,9 @@ impl Stage for FeatureExtract {
                     kept.len(),
                     r.added.iter().sum::<usize>()
                 ),
-                None if !self_training.is_empty() => format!("{how}, no self-training (round 1 raised the dev log-loss)"),
+                None if !self_training.is_empty() => {
+                    format!("{how}, no self-training (round 1 raised the dev log-loss)")
+                }
                 None => how,
             };
             (vec![log], how)

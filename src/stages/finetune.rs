@@ -23,9 +23,10 @@ pub const KIND: Kind = Kind {
     version: 3,
     summary: "train a classifier (encoder + head), from a pretrained encoder or from scratch",
     parse: super::parse_as::<Finetune>,
+    schema: super::schema_of::<Finetune>,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Freeze {
     #[default]
@@ -34,7 +35,7 @@ pub enum Freeze {
     Encoder,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
     #[default]
@@ -42,7 +43,7 @@ pub enum Optimizer {
     Adamw,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Finetune {
     /// The pad stage with the labelled datasets.

@@ -40,6 +40,16 @@ pub struct Kind {
     /// One line for `--help`-style listings.
     pub summary: &'static str,
     pub parse: ParseFn,
+    /// The JSON Schema of its parameters (`warmstart schema`), from the same struct `parse`
+    /// fills, so the two cannot drift.
+    pub schema: SchemaFn,
+}
+
+pub type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+/// [`SchemaFn`] of a parameter struct.
+pub fn schema_of<T: schemars::JsonSchema>(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    T::json_schema(g)
 }
 
 impl Debug for Kind {

@@ -23,9 +23,10 @@ pub const KIND: Kind = Kind {
     version: 2,
     summary: "truncate/pad encoded datasets to a fixed length with an attention mask",
     parse: super::parse_as::<Pad>,
+    schema: super::schema_of::<Pad>,
 };
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pad {
     /// The tokenize stage to read.
@@ -106,7 +107,10 @@ impl Stage for Pad {
     fn check(&self) -> Vec<(String, String)> {
         if let Some(v) = &self.datasets {
             if v.is_empty() {
-                return vec![("datasets".into(), "`datasets: []` pads nothing; name some, or drop the field to pad all".into())];
+                return vec![(
+                    "datasets".into(),
+                    "`datasets: []` pads nothing; name some, or drop the field to pad all".into(),
+                )];
             }
             let mut seen = std::collections::BTreeSet::new();
             if let Some(d) = v.iter().find(|d| !seen.insert(*d)) {

@@ -35,9 +35,10 @@ pub const KIND: Kind = Kind {
     version: 6,
     summary: "pretrain an encoder on unlabelled text (cbow, skipgram, lm, mlm)",
     parse: super::parse_as::<Pretrain>,
+    schema: super::schema_of::<Pretrain>,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Objective {
     Cbow,
@@ -47,7 +48,7 @@ pub enum Objective {
     Lm,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pretrain {
     /// The tokenize stage (whole texts) or pad stage (texts cut to max_len) to read.

@@ -33,6 +33,7 @@ pub const KIND: Kind = Kind {
     version: 2,
     summary: "train a WordPiece/BPE/Unigram tokenizer and encode datasets to ids",
     parse: super::parse_as::<Tokenize>,
+    schema: super::schema_of::<Tokenize>,
 };
 
 pub use crate::artefact::{CLS_ID, MASK_ID, PAD_ID, SPECIALS, UNK_ID};
@@ -42,7 +43,7 @@ const MIN_VOCAB: usize = 32;
 /// is trained on: WordPiece's own limit, beyond which a word encodes as `[UNK]` anyway.
 const MAX_TRAIN_WORD: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
     #[default]
@@ -55,7 +56,7 @@ pub enum Algorithm {
     Wordlevel,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tokenize {
     /// Datasets whose texts train the tokenizer.
