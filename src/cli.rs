@@ -278,7 +278,15 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Export { spec, stage, out, sets } => {
             let dir = trained_model_dir(&cli.workspace, &spec, &stage, &sets)?;
             crate::predict::export(&dir, &out)?;
-            println!("exported `{stage}` to {}", out.display());
+            // The model card: read across the plan (pretraining upstream, evaluations downstream).
+            let study = Study::load(&spec, &sets)?;
+            let ws = Workspace::open(&cli.workspace)?;
+            let plan = plan::plan(&study, &ws)?;
+            let (v, s) = study.find(&stage).expect("checked by trained_model_dir");
+            let p = plan.find(&Study::display(v, &s.name)).expect("stage planned");
+            let card = crate::model_card::render(&study, &plan, &ws, p, &dir, &spec)?;
+            crate::store::write_atomic(&out.join("README.md"), card.as_bytes())?;
+            println!("exported `{stage}` to {} (model card: README.md)", out.display());
             Ok(0)
         }
         Command::Verify { repair } => verify(&cli.workspace, repair),

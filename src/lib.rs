@@ -13,6 +13,7 @@ pub mod executor;
 pub mod graph;
 pub mod metrics;
 pub mod model;
+pub mod model_card;
 pub mod plan;
 pub mod predict;
 pub mod progress;

@@ -77,4 +77,51 @@ print("ok", emb.shape, len(ids))
         String::from_utf8_lossy(&res.stderr)
     );
     println!("python loaded the export: {stdout}");
+
+    // The model card's Python snippet is the model: its probabilities equal `predict`'s.
+    let card = std::fs::read_to_string(out.join("README.md")).expect("export writes a model card");
+    for needle in [
+        "## Training data",
+        "## Evaluation",
+        "## Provenance",
+        "labelled rows: 800 of 800",
+    ] {
+        assert!(card.contains(needle), "model card lacks {needle:?}:\n{card}");
+    }
+    let snippet = card
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a python block in the card");
+    let texts = ["the blender is superb", "the kettle broke after a week and smells"];
+    let check = format!(
+        "{snippet}\nimport sys\nfor t in json.loads(sys.argv[1]):\n    print(json.dumps({{k: float(v) for k, v in predict_proba(t).items()}}))\n"
+    );
+    let res = Command::new(python().unwrap())
+        .current_dir(&out)
+        .args(["-c", &check, &serde_json::to_string(&texts).unwrap()])
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let ours = Command::new(env!("CARGO_BIN_EXE_warmstart"))
+        .args(["predict", "--model", out.to_str().unwrap(), "--format", "json"])
+        .args(texts)
+        .output()
+        .unwrap();
+    assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
+    let ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
+    let py: Vec<serde_json::Value> = String::from_utf8_lossy(&res.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    println!("warmstart: {ours}\npython snippet: {py:?}");
+    for (i, p) in py.iter().enumerate() {
+        for (label, v) in p.as_object().unwrap() {
+            let w = ours[i]["probabilities"][label].as_f64().expect("same labels");
+            assert!(
+                (v.as_f64().unwrap() - w).abs() < 1e-4,
+                "text {i}, {label}: python {v} vs warmstart {w}"
+            );
+        }
+    }
 }
