@@ -283,7 +283,10 @@ fn run_one(study: &Study, plan: &Plan, ws: &Workspace, opts: &Options, j: usize)
             r
         }
         Runner::Slurm(slurm) => {
-            let (r, job) = slurm.run(ws, p, opts.reporter);
+            let resources = study.variants[p.variant]
+                .executor
+                .for_stage(&p.stage, &p.fingerprint.kind);
+            let (r, job) = slurm.run(ws, p, &resources, opts.reporter);
             report.job = job;
             r
         }

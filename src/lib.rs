@@ -18,6 +18,7 @@ pub mod plan;
 pub mod predict;
 pub mod progress;
 pub mod report;
+pub mod resources;
 pub mod schema;
 pub mod seqfile;
 pub mod slurm;

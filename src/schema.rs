@@ -5,7 +5,7 @@
 //! each stage kind's parameter struct through its [`Kind::schema`](crate::stages::Kind), the
 //! dataset entry from `spec.rs` — so a field added, renamed or given a default shows up here
 //! without a second place to edit. Only the top level (name, seed, datasets, stages,
-//! variants, matrix, repeats) is written out by hand, because `spec.rs` reads it in two steps.
+//! variants, matrix, repeats; `executor` is derived too) is written out by hand, because `spec.rs` reads it in two steps.
 //! `warmstart.schema.json` at the repository root is this output, checked by a test.
 //!
 //! What the schema cannot say: that names in `from`, `train`, `data`, … exist, that the stages
@@ -43,6 +43,7 @@ pub fn spec_schema() -> Value {
         }));
     }
     let dataset = crate::spec::dataset_schema(&mut g).to_value();
+    let executor = g.subschema_for::<crate::resources::ExecutorSpec>().to_value();
     let defs = g.take_definitions(true);
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -80,6 +81,7 @@ pub fn spec_schema() -> Value {
                 "additionalProperties": { "type": "array", "minItems": 1 },
             },
             "repeats": { "type": "integer", "minimum": 1, "description": "Runs per variant, each with its own seed." },
+            "executor": executor,
         },
         "$defs": defs,
     })

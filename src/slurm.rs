@@ -131,7 +131,13 @@ impl Slurm {
     }
 
     /// Runs one planned stage as a Slurm job and waits for its entry (the table above).
-    pub fn run(&self, ws: &Workspace, p: &Planned, reporter: &Reporter) -> (Result<EntryMeta>, Option<JobRef>) {
+    pub fn run(
+        &self,
+        ws: &Workspace,
+        p: &Planned,
+        resources: &crate::resources::Resources,
+        reporter: &Reporter,
+    ) -> (Result<EntryMeta>, Option<JobRef>) {
         let dir = self.workspace.join("jobs").join(&p.key);
         let name = job_name(&p.key);
         let job = JobFile {
@@ -156,7 +162,7 @@ impl Slurm {
                 reporter.line(&format!("{}: adopting Slurm job {id}, already queued", p.name));
                 return Ok(id);
             }
-            self.submit(&dir, &name)
+            self.submit(&dir, &name, &resources.sbatch_args())
         })();
         let id = match submitted {
             Ok(id) => id,
@@ -200,7 +206,8 @@ impl Slurm {
         )
     }
 
-    fn submit(&self, dir: &Path, name: &str) -> Result<String> {
+    /// `resources`: the spec's `executor:` requests; `--slurm-arg` follows them, so it wins.
+    fn submit(&self, dir: &Path, name: &str, resources: &[String]) -> Result<String> {
         let job_json = dir.join("job.json");
         let wrap = format!(
             "exec {} --workspace {} exec-job {}",
@@ -214,6 +221,7 @@ impl Slurm {
             .arg("--no-requeue")
             .arg(format!("--output={}", dir.join("slurm-%j.out").display()))
             .arg(format!("--chdir={}", dir.display()))
+            .args(resources)
             .args(&self.sbatch_args)
             .arg(format!("--wrap={wrap}"))
             .output()

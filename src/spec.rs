@@ -103,6 +103,8 @@ pub struct Spec {
     pub overrides: Vec<Override>,
     /// The variant this spec is (empty when the file declares no variants, matrix or repeats).
     pub variant: String,
+    /// Cluster resources per stage (`executor:`; used by `--executor slurm` only).
+    pub executor: crate::resources::ExecutorSpec,
 }
 
 /// One value replaced on top of the file: by `--set`, a variant or a matrix axis.
@@ -213,6 +215,11 @@ impl Spec {
         if stages_out.is_empty() && ctx.errors.is_empty() {
             ctx.push("stages", "the spec has no stages; expected at least one");
         }
+        let kinds: Vec<&str> = stages::REGISTRY.iter().map(|k| k.name).collect();
+        let names: Vec<&str> = stages_out.iter().map(|s| s.name.as_str()).collect();
+        for (field, msg) in raw.executor.problems(&kinds, &names) {
+            ctx.push(&field, &msg);
+        }
         if !ctx.errors.is_empty() {
             return Err(SpecErrors(ctx.errors));
         }
@@ -225,6 +232,7 @@ impl Spec {
             spans: ctx.spans,
             overrides: ctx.overrides,
             variant: variant.to_string(),
+            executor: raw.executor,
         };
         crate::graph::check(&spec)?;
         Ok(spec)
@@ -615,6 +623,8 @@ struct RawSpec {
     #[serde(default)]
     datasets: Mapping,
     stages: Mapping,
+    #[serde(default)]
+    executor: crate::resources::ExecutorSpec,
 }
 
 /// The JSON Schema of one `datasets:` entry (src/schema.rs).

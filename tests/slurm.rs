@@ -189,6 +189,78 @@ fn a_stage_failing_on_the_cluster_exits_1_and_names_its_log() {
     assert!(!p.ws().join("store").join(key).exists());
 }
 
+/// The spec's `executor:` block reaches sbatch: per kind and per stage, the command line last.
+/// Slurm itself is asked what each job got (`scontrol show job`).
+#[test]
+fn the_executor_block_sets_each_jobs_resources() {
+    let _one = cluster();
+    if !slurm_or_skip("the_executor_block_sets_each_jobs_resources") {
+        return;
+    }
+    let p = common::Project::new();
+    p.write(
+        "res.yaml",
+        "name: res\nseed: 1\ndatasets:\n  train: { path: train.csv, label: label }\n\
+         stages:\n  tok: { kind: tokenize, fit_on: [train] }\n  short: { kind: pad, from: tok, max_len: 8 }\n\
+         \x20 long: { kind: pad, from: tok, max_len: 16 }\n\
+         executor:\n  time: \"00:09:00\"\n  kinds:\n    pad: { time: \"00:07:00\" }\n  stages:\n    long: { time: \"00:05:00\" }\n",
+    );
+    let (code, r, err) = report(warmstart(
+        &p.ws(),
+        p.path(),
+        &["run", "res.yaml", "--json", "--executor", "slurm"],
+    ));
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    let st = by_name(&r);
+    let limit = |stage: &str| -> String {
+        let id = st[stage]["job"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{stage} ran as a job: {r:#}"));
+        let out = Command::new("scontrol").args(["show", "job", id]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace()
+            .find_map(|f| f.strip_prefix("TimeLimit="))
+            .unwrap_or_else(|| panic!("no TimeLimit for job {id}: {text}"))
+            .to_string()
+    };
+    assert_eq!(limit("tok"), "00:09:00", "the block's default");
+    assert_eq!(limit("short"), "00:07:00", "the kind's entry");
+    assert_eq!(limit("long"), "00:05:00", "the stage's own entry");
+    // `--slurm-arg` comes after the block, so it wins.
+    let (code, r, err) = report(warmstart(
+        &p.ws(),
+        p.path(),
+        &[
+            "run",
+            "res.yaml",
+            "--json",
+            "--executor",
+            "slurm",
+            "--force",
+            "long",
+            "--slurm-arg=--time=00:04:00",
+        ],
+    ));
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    let st = by_name(&r);
+    let id = st["long"]["job"]["id"].as_str().unwrap().to_string();
+    let out = Command::new("scontrol").args(["show", "job", &id]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("TimeLimit=00:04:00"));
+    // A name that matches no stage is a spec error with its line, before anything is submitted.
+    p.write(
+        "bad.yaml",
+        &std::fs::read_to_string(p.path().join("res.yaml"))
+            .unwrap()
+            .replace("    long: {", "    lnog: {"),
+    );
+    let (code, _, err) = warmstart(&p.ws(), p.path(), &["validate", "bad.yaml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("executor.stages.lnog") && err.contains("bad.yaml:"),
+        "{err}"
+    );
+}
+
 /// Usage errors of the Slurm options exit 2 without submitting anything.
 #[test]
 fn slurm_options_without_the_slurm_executor_are_usage_errors() {
