@@ -275,6 +275,7 @@ fn cycle_is_rejected_library_level() {
         spans: SpanIndex::default(),
         overrides: Vec::new(),
         variant: String::new(),
+        executor: Default::default(),
     };
     let err = warmstart::graph::check(&spec)
         .expect_err("a cycle must be rejected")
