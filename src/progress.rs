@@ -2,7 +2,9 @@
 //!
 //! Stages report progress through a [`Progress`] handle. On a terminal a bar appears once the
 //! stage has run for a second (short stages never flicker); when stderr is not a terminal
-//! (CI, pipes) nothing but the start/finish lines printed by the executor appears.
+//! (CI logs, Slurm job logs, pipes) the executor's start/finish lines appear, and training
+//! stages add one line per epoch ([`Progress::epoch`]: loss, dev metric, elapsed, ETA), so a
+//! long stage is never silent for minutes.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -10,22 +12,45 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// The shortest gap between two plain epoch lines of one stage, unless the environment sets
+/// `WARMSTART_PROGRESS_EVERY` (seconds; 0 = every epoch).
+pub const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+fn plain_every() -> Duration {
+    std::env::var("WARMSTART_PROGRESS_EVERY")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(PLAIN_EVERY)
+}
+
 /// Owns the terminal's progress area for one command.
 pub struct Reporter {
     multi: Option<MultiProgress>,
+    /// Plain lines (stderr is not a terminal); false for a hidden reporter.
+    plain: bool,
+    every: Duration,
 }
 
 impl Reporter {
     pub fn new() -> Reporter {
-        let multi = std::io::stderr()
-            .is_terminal()
-            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Reporter { multi }
+        let tty = std::io::stderr().is_terminal();
+        let multi = tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Reporter {
+            multi,
+            plain: !tty,
+            every: plain_every(),
+        }
     }
 
     /// A reporter that never draws (tests, library use).
     pub fn hidden() -> Reporter {
-        Reporter { multi: None }
+        Reporter {
+            multi: None,
+            plain: false,
+            every: PLAIN_EVERY,
+        }
     }
 
     /// Prints one line to stderr without tearing the bars.
@@ -41,6 +66,8 @@ impl Reporter {
     pub fn stage(&self, name: &str) -> Progress {
         Progress {
             multi: self.multi.clone(),
+            plain: self.plain,
+            every: self.every,
             name: name.to_string(),
             started: Instant::now(),
             inner: Mutex::new(Inner {
@@ -48,6 +75,7 @@ impl Reporter {
                 len: 0,
                 pos: 0,
                 msg: String::new(),
+                last_line: None,
             }),
         }
     }
@@ -62,6 +90,8 @@ impl Default for Reporter {
 /// A stage's progress handle; cheap to call from rayon workers.
 pub struct Progress {
     multi: Option<MultiProgress>,
+    plain: bool,
+    every: Duration,
     name: String,
     started: Instant,
     inner: Mutex<Inner>,
@@ -72,6 +102,8 @@ struct Inner {
     len: u64,
     pos: u64,
     msg: String,
+    /// When the last plain epoch line was printed.
+    last_line: Option<Instant>,
 }
 
 impl Progress {
@@ -107,6 +139,35 @@ impl Progress {
         self.maybe_show();
     }
 
+    /// One finished epoch of `of` (an upper bound when early stopping may end sooner), with
+    /// what was measured (e.g. "train loss 0.41, dev accuracy 0.873"): the bar's message on a
+    /// terminal; otherwise a line, at most one per [`PLAIN_EVERY`] (or
+    /// `WARMSTART_PROGRESS_EVERY`) per stage, so that short
+    /// stages add nothing to a log and long ones are never silent for long.
+    pub fn epoch(&self, done: usize, of: usize, measured: &str) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let eta = elapsed / done.max(1) as f64 * of.saturating_sub(done) as f64;
+        let text = format!("epoch {done}/{of}: {measured}");
+        if self.plain {
+            let mut g = self.lock();
+            let since = g.last_line.unwrap_or(self.started).elapsed();
+            if since < self.every {
+                return;
+            }
+            g.last_line = Some(Instant::now());
+            drop(g);
+            eprintln!(
+                "{}: {text} [{} elapsed, ETA {}{}]",
+                self.name,
+                clock(elapsed),
+                if done < of { "≤ " } else { "" },
+                clock(eta)
+            );
+        } else {
+            self.message(&text);
+        }
+    }
+
     /// Removes the bar (called by the executor when the stage ends).
     pub fn finish(&self) {
         if let Some(b) = self.lock().bar.take() {
@@ -136,5 +197,15 @@ impl Progress {
         bar.set_message(g.msg.clone());
         bar.enable_steady_tick(Duration::from_millis(200));
         g.bar = Some(bar);
+    }
+}
+
+/// `1h02m`, `3m05s`, `12s`.
+fn clock(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m{sec:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
     }
 }

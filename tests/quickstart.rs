@@ -666,3 +666,46 @@ fn the_transfer_template_never_trains_on_the_test_set() {
     let (code, out, err) = ws(&tmp.path().join("ws"), &["validate", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// When stderr is not a terminal (CI, Slurm job logs), training stages print a line per epoch
+/// with loss, dev metric, elapsed time and ETA (here every epoch: `WARMSTART_PROGRESS_EVERY=0`;
+/// by default at most one line per 5 s per stage, so short stages add nothing).
+#[test]
+fn training_stages_log_epochs_when_stderr_is_not_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |every: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_warmstart"))
+            .arg("--workspace")
+            .arg(tmp.path().join(format!("ws{every}")))
+            .args(["run", quickstart().to_str().unwrap()])
+            .env("WARMSTART_PROGRESS_EVERY", every)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run("0");
+    let scratch: Vec<&str> = err.lines().filter(|l| l.starts_with("scratch: epoch ")).collect();
+    assert!(scratch.len() >= 3, "a line per epoch of the finetune stage:\n{err}");
+    assert!(
+        scratch[0].starts_with("scratch: epoch 1/20: train loss "),
+        "{}",
+        scratch[0]
+    );
+    assert!(
+        scratch
+            .iter()
+            .all(|l| l.contains("dev accuracy") && l.contains("elapsed, ETA")),
+        "{scratch:?}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("embed: epoch 5/5: train loss ") && l.contains("held-out loss")),
+        "{err}"
+    );
+    let quiet = run("3600");
+    assert!(
+        !quiet.contains(": epoch "),
+        "short stages print no epoch lines by default:\n{quiet}"
+    );
+}

@@ -258,6 +258,10 @@ pub fn train(
             held_out_perplexity: None,
         });
         speed.push(tokens as f64 / secs.max(1e-9));
+        if let Some(l) = log.last() {
+            let measured = format!("train loss {:.4}, held-out loss {:.4}", l.train_loss, l.held_out_loss);
+            progress.epoch(epoch + 1, s.epochs, &measured);
+        }
     }
     let mut params = Params::default();
     params

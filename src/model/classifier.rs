@@ -427,8 +427,13 @@ impl Classifier {
                     since_best += 1;
                 }
             }
+            let measured = match (log.dev_loss, log.dev_accuracy) {
+                (Some(l), Some(a)) => format!("train loss {:.4}, dev loss {l:.4}, dev accuracy {a:.4}", log.train_loss),
+                _ => format!("train loss {:.4}", log.train_loss),
+            };
             history.push(log);
             progress.inc(1);
+            progress.epoch(epoch + 1, s.epochs, &measured);
             if s.patience > 0 && since_best >= s.patience {
                 break;
             }

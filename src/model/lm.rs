@@ -196,6 +196,8 @@ pub fn train(
             held_out_loss: held_loss,
             held_out_perplexity: held_loss.is_finite().then(|| held_loss.exp()),
         });
+        let measured = format!("train loss {:.4}, held-out loss {held_loss:.4}", sum / n.max(1) as f64);
+        progress.epoch(epoch + 1, s.epochs, &measured);
     }
     Ok((params, log, tokens as f64 / seconds.max(1e-9)))
 }
