@@ -114,7 +114,8 @@ enum Command {
         #[arg(long = "set", value_name = "PATH=VALUE")]
         sets: Vec<String>,
     },
-    /// Metric differences between two variants' evaluate stages (B − A), like `dvc metrics diff`.
+    /// Metric differences between two groups of variants' evaluate stages (B − A): `train_size=100`
+    /// selects every variant with that part (repeats: mean ± std), a whole name one variant.
     Compare {
         spec: PathBuf,
         a: String,
@@ -743,10 +744,11 @@ fn gc(workspace: &Path, specs: &[PathBuf], dry_run: bool) -> Result<i32, Failure
 fn compare(workspace: &Path, spec_path: &Path, a: &str, b: &str, sets: &[String]) -> Result<i32, Failure> {
     let study = Study::load(spec_path, sets)?;
     let names: Vec<&str> = study.variants.iter().map(|v| v.variant.as_str()).collect();
-    for v in [a, b] {
-        if !names.contains(&v) {
+    let (ga, gb) = (crate::compare::select(a, &names), crate::compare::select(b, &names));
+    for (sel, g) in [(a, &ga), (b, &gb)] {
+        if g.is_empty() {
             return Err(Failure::Usage(format!(
-                "error: no variant `{v}`; variants: {}",
+                "error: `{sel}` selects no variant; give `key=value` parts of a name (e.g. `train_size=100`) or a whole name; variants: {}",
                 names.join(" | ")
             )));
         }
@@ -754,30 +756,6 @@ fn compare(workspace: &Path, spec_path: &Path, a: &str, b: &str, sets: &[String]
     let ws = Workspace::open(workspace)?;
     let plan = plan::plan(&study, &ws)?;
     let rows = crate::report::rows(&study, &plan, &ws);
-    println!("{:<20} {:<12} {:>10} {:>10} {:>10}", "stage", "metric", a, b, "change");
-    for ra in rows.iter().filter(|r| r.variant == a) {
-        let Some(rb) = rows.iter().find(|r| r.variant == b && r.stage == ra.stage) else {
-            continue;
-        };
-        for m in ["accuracy", "macro_f1", "loss"] {
-            let get = |r: &crate::report::Row| {
-                r.metrics
-                    .as_ref()
-                    .and_then(|x| x.get(m))
-                    .and_then(serde_json::Value::as_f64)
-            };
-            match (get(ra), get(rb)) {
-                (Some(x), Some(y)) => println!("{:<20} {:<12} {:>10.4} {:>10.4} {:>+10.4}", ra.stage, m, x, y, y - x),
-                _ => println!(
-                    "{:<20} {:<12} {:>10} {:>10} {:>10}",
-                    ra.stage,
-                    m,
-                    get(ra).map(|x| format!("{x:.4}")).unwrap_or("not run".into()),
-                    get(rb).map(|x| format!("{x:.4}")).unwrap_or("not run".into()),
-                    "—"
-                ),
-            }
-        }
-    }
+    print!("{}", crate::compare::render(&rows, (a, &ga), (b, &gb)));
     Ok(0)
 }

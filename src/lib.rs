@@ -7,6 +7,7 @@
 pub mod alloc;
 pub mod artefact;
 pub mod cli;
+pub mod compare;
 pub mod dataset;
 pub mod determinism;
 pub mod executor;

@@ -76,7 +76,7 @@ fn metric(r: &Row, name: &str) -> Option<f64> {
 }
 
 /// Mean and sample standard deviation.
-fn mean_std(v: &[f64]) -> (f64, f64) {
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n.max(1.0);
     let var = if v.len() > 1 {

@@ -116,7 +116,17 @@ fn report_and_compare_over_a_matrix_with_repeats() {
     );
     let (code, _, err) = warmstart(&ws, &["compare", s, "nope", "train_size=50,seed=3"]);
     assert_eq!(code, 2);
-    assert!(err.contains("no variant `nope`"), "{err}");
+    assert!(err.contains("`nope` selects no variant"), "{err}");
+    // Groups: every repeat of a budget, as mean ± std over the seeds, naming what each side holds.
+    let (code, out, err) = warmstart(&ws, &["compare", s, "train_size=50", "train_size=200"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("A = `train_size=50`: 2 variant(s)"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("ev_tuned") && l.contains("accuracy"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(line.matches("(n=2)").count(), 2, "{line}");
+    assert!(line.contains(" ± "), "{line}");
 
     render_in_chromium(&out_dir.join("index.html"), tmp.path());
 }
