@@ -302,6 +302,81 @@ pub fn mermaid(study: &Study) -> String {
     s
 }
 
+/// Draws the pipeline as a self-contained SVG (the HTML report's DAG): datasets in the first
+/// column, each stage one column right of its deepest input, edges as arrows. Node ids are the
+/// same as in [`mermaid`], so variants' shared stages are one node.
+pub fn svg(study: &Study) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let nodes = nodes(study);
+    let mut layer: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    let mut label: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for name in study.variants[0].datasets.keys() {
+        layer.insert(name.clone(), 0);
+        label.insert(name.clone(), name.clone());
+    }
+    // `nodes` lists stages after their inputs (file order within each variant).
+    for (id, l, inputs) in &nodes {
+        let depth = inputs.iter().filter_map(|i| layer.get(i)).max().map_or(0, |d| d + 1);
+        layer.insert(id.clone(), depth.max(1));
+        label.insert(id.clone(), l.clone());
+    }
+    let columns = layer.values().max().map_or(1, |m| m + 1);
+    let mut rows = vec![0usize; columns];
+    let mut at: std::collections::BTreeMap<String, (f64, f64)> = std::collections::BTreeMap::new();
+    let (cw, rh, nw, nh) = (190.0, 34.0, 170.0, 24.0);
+    let order: Vec<String> = study.variants[0]
+        .datasets
+        .keys()
+        .cloned()
+        .chain(nodes.iter().map(|n| n.0.clone()))
+        .collect();
+    for id in &order {
+        let c = layer[id];
+        at.insert(id.clone(), (10.0 + c as f64 * cw, 10.0 + rows[c] as f64 * rh));
+        rows[c] += 1;
+    }
+    let w = 20.0 + columns as f64 * cw;
+    let h = 20.0 + rows.iter().max().copied().unwrap_or(1) as f64 * rh;
+    let mut s = format!(
+        r##"<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" class="dag"><title>pipeline</title><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>"##
+    );
+    for (id, _, inputs) in &nodes {
+        let (x2, y2) = at[id];
+        let mut seen = std::collections::BTreeSet::new();
+        for i in inputs.iter().filter(|i| seen.insert(*i)) {
+            if let Some(&(x1, y1)) = at.get(i) {
+                s.push_str(&format!(
+                    r##"<line x1="{:.0}" y1="{:.0}" x2="{:.0}" y2="{:.0}" stroke="#555" marker-end="url(#arrow)"/>"##,
+                    x1 + nw,
+                    y1 + nh / 2.0,
+                    x2,
+                    y2 + nh / 2.0
+                ));
+            }
+        }
+    }
+    for id in &order {
+        let (x, y) = at[id];
+        let dataset = layer[id] == 0;
+        let text: String = label[id].chars().take(26).collect();
+        s.push_str(&format!(
+            r##"<rect x="{x}" y="{y}" width="{nw}" height="{nh}" rx="{}" fill="{}" stroke="#333"/><text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>"##,
+            if dataset { 12 } else { 3 },
+            if dataset { "#eef5ff" } else { "#fff8e6" },
+            x + nw / 2.0,
+            y + 16.0,
+            esc(&text)
+        ));
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 /// Renders the pipeline in Graphviz dot.
 pub fn dot(study: &Study) -> String {
     let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n", study.name.replace('"', "'"));

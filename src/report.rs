@@ -707,9 +707,11 @@ fn html(study: &Study, plan: &Plan, ws: &Workspace, rows: &[Row]) -> String {
             &r.key[..16]
         );
     }
-    s.push_str("</table><h2>Pipeline (Mermaid)</h2><pre>");
+    s.push_str("</table><h2>Pipeline</h2>");
+    s.push_str(&crate::graph::svg(study));
+    s.push_str("<details><summary>Mermaid source</summary><pre>");
     s.push_str(&esc(&crate::graph::mermaid(study)));
-    s.push_str("</pre><h2>Spec</h2><pre>");
+    s.push_str("</pre></details><h2>Spec</h2><pre>");
     s.push_str(&esc(&std::fs::read_to_string(&study.file).unwrap_or_default()));
     s.push_str("</pre></body></html>\n");
     s

@@ -107,6 +107,22 @@ fn report_and_compare_over_a_matrix_with_repeats() {
         !html.contains("<script") && !html.contains("http://") && !html.contains("https://"),
         "must be self-contained"
     );
+    // The DAG is drawn (its Mermaid source only behind a <details>); every chart draws all its
+    // series, and its y ticks are round numbers.
+    assert!(html.contains(r#"class="dag""#), "the pipeline as an SVG drawing");
+    for fig in html.split("<figure>").skip(1) {
+        let fig = fig.split("</figure>").next().unwrap();
+        let n: usize = fig
+            .split(r#"data-series=""#)
+            .nth(1)
+            .and_then(|t| t.split('"').next()?.parse().ok())
+            .expect("data-series on every chart");
+        assert_eq!(fig.matches("<polyline").count(), n, "every series drawn");
+        for t in fig.split(r#"<text class="ytick""#).skip(1) {
+            let v = t.split('>').nth(1).unwrap().split('<').next().unwrap();
+            assert!(v.len() <= 5, "round tick value: {v}");
+        }
+    }
 
     let (code, out, err) = warmstart(&ws, &["compare", s, "train_size=50,seed=3", "train_size=200,seed=3"]);
     assert_eq!(code, 0, "{err}");
