@@ -27,7 +27,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// Scheduler requests of one stage, any of them unset.
+/// The `executor:` block, and each of its `kinds` and `stages` entries (which have no entries
+/// of their own): scheduler requests, any of them unset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
@@ -46,39 +47,24 @@ pub struct Resources {
     /// Further sbatch arguments, e.g. `["--qos=long", "--account=nlp"]`.
     #[serde(default)]
     pub sbatch_args: Vec<String>,
-}
-
-/// The `executor:` block: defaults, per stage kind, per stage.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExecutorSpec {
-    #[serde(default)]
-    pub partition: Option<String>,
-    #[serde(default)]
-    pub time: Option<String>,
-    #[serde(default)]
-    pub mem: Option<String>,
-    #[serde(default)]
-    pub cpus: Option<u32>,
-    #[serde(default)]
-    pub sbatch_args: Vec<String>,
-    /// By stage kind (`tokenize`, `pretrain`, …).
+    /// Top level only: by stage kind (`tokenize`, `pretrain`, …).
     #[serde(default)]
     pub kinds: BTreeMap<String, Resources>,
-    /// By stage name.
+    /// Top level only: by stage name.
     #[serde(default)]
     pub stages: BTreeMap<String, Resources>,
 }
 
-impl ExecutorSpec {
+/// The spec's `executor:` block.
+pub type ExecutorSpec = Resources;
+
+impl Resources {
     /// What stage `stage` of kind `kind` asks for (module docs: the order of precedence).
     pub fn for_stage(&self, stage: &str, kind: &str) -> Resources {
         let mut r = Resources {
-            partition: self.partition.clone(),
-            time: self.time.clone(),
-            mem: self.mem.clone(),
-            cpus: self.cpus,
-            sbatch_args: self.sbatch_args.clone(),
+            kinds: BTreeMap::new(),
+            stages: BTreeMap::new(),
+            ..self.clone()
         };
         for layer in [self.kinds.get(kind), self.stages.get(stage)].into_iter().flatten() {
             r.partition = layer.partition.clone().or(r.partition);
@@ -124,9 +110,7 @@ impl ExecutorSpec {
         }
         v
     }
-}
 
-impl Resources {
     /// The sbatch arguments these requests become.
     pub fn sbatch_args(&self) -> Vec<String> {
         let mut v = Vec::new();
