@@ -23,6 +23,15 @@ pub struct Cli {
     /// Workspace folder (artefact store and run records).
     #[arg(long, global = true, default_value = ".warmstart", value_name = "DIR")]
     workspace: PathBuf,
+    /// Print nothing but results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More detail while running (an epoch line for every epoch of training stages).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Colour status words: auto (stdout is a terminal and NO_COLOR unset), always, never.
+    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    color: crate::verbosity::Color,
     #[command(subcommand)]
     command: Command,
 }
@@ -199,6 +208,11 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    crate::verbosity::set(crate::verbosity::Verbosity {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+        color: cli.color,
+    });
     match dispatch(cli) {
         Ok(code) => code,
         Err(Failure::Usage(msg)) => {
@@ -400,12 +414,17 @@ fn run(
             serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
         );
     } else {
+        let quiet = crate::verbosity::get().quiet;
         for s in &report.stages {
+            if quiet && s.status != Status::Failed {
+                continue;
+            }
+            // Padded before painting, so that colour codes do not shift the columns.
             let status = match s.status {
-                Status::Ran => "ran",
-                Status::Cached => "cached",
-                Status::Failed => "FAILED",
-                Status::Skipped => "skipped",
+                Status::Ran => crate::verbosity::paint(&format!("{:<8}", "ran"), 32),
+                Status::Cached => format!("{:<8}", "cached"),
+                Status::Failed => crate::verbosity::paint(&format!("{:<8}", "FAILED"), 31),
+                Status::Skipped => crate::verbosity::paint(&format!("{:<8}", "skipped"), 33),
             };
             let detail = s.error.clone().unwrap_or_else(|| s.summary.clone());
             let job = s
@@ -413,12 +432,16 @@ fn run(
                 .as_ref()
                 .map(|j| format!("  [Slurm job {}, {}]", j.id, j.log.display()))
                 .unwrap_or_default();
-            println!("{:<24} {:<8} {:>8.2}s  {}{job}", s.name, status, s.seconds, detail);
+            println!("{:<24} {status} {:>8.2}s  {}{job}", s.name, s.seconds, detail);
         }
         println!(
             "{}: {} in {:.2}s",
             report.pipeline,
-            if report.ok { "ok" } else { "FAILED" },
+            if report.ok {
+                crate::verbosity::paint("ok", 32)
+            } else {
+                crate::verbosity::paint("FAILED", 31)
+            },
             report.seconds
         );
     }

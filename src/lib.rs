@@ -26,6 +26,7 @@ pub mod slurm;
 pub mod spec;
 pub mod stages;
 pub mod store;
+pub mod verbosity;
 pub mod workspace;
 
 /// Architecture invariants that a reader would otherwise have to trust (ARCHITECTURE.md).

@@ -31,16 +31,28 @@ pub struct Reporter {
     /// Plain lines (stderr is not a terminal); false for a hidden reporter.
     plain: bool,
     every: Duration,
+    /// `-q`: lines are dropped (errors reach the user through the command's result).
+    quiet: bool,
 }
 
 impl Reporter {
     pub fn new() -> Reporter {
+        let v = crate::verbosity::get();
+        if v.quiet {
+            return Reporter {
+                multi: None,
+                plain: false,
+                every: PLAIN_EVERY,
+                quiet: true,
+            };
+        }
         let tty = std::io::stderr().is_terminal();
         let multi = tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Reporter {
             multi,
             plain: !tty,
-            every: plain_every(),
+            every: if v.verbose > 0 { Duration::ZERO } else { plain_every() },
+            quiet: false,
         }
     }
 
@@ -50,11 +62,15 @@ impl Reporter {
             multi: None,
             plain: false,
             every: PLAIN_EVERY,
+            quiet: false,
         }
     }
 
     /// Prints one line to stderr without tearing the bars.
     pub fn line(&self, msg: &str) {
+        if self.quiet {
+            return;
+        }
         match &self.multi {
             Some(m) => {
                 let _ = m.println(msg);

@@ -709,3 +709,40 @@ fn training_stages_log_epochs_when_stderr_is_not_a_terminal() {
         "short stages print no epoch lines by default:\n{quiet}"
     );
 }
+
+/// `-q`, `-v` and `--color`, as cargo has them: quiet prints only the result line, verbose an
+/// epoch line for every epoch, `--color always|never` decides the ANSI status colours, and
+/// `-q -v` together is a usage error.
+#[test]
+fn quiet_verbose_and_color_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |ws: &str, flags: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_warmstart"))
+            .arg("--workspace")
+            .arg(tmp.path().join(ws))
+            .args(flags)
+            .args(["run", quickstart().to_str().unwrap()])
+            .env_remove("WARMSTART_PROGRESS_EVERY")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run("q", &["-q"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.is_empty(), "-q: nothing on stderr, got:\n{err}");
+    assert_eq!(out.lines().count(), 1, "-q: only the result line:\n{out}");
+    assert!(out.starts_with("quickstart: ok in "), "{out}");
+    let (_, _, err) = run("v", &["-v"]);
+    let epochs = err.lines().filter(|l| l.starts_with("scratch: epoch ")).count();
+    assert!(epochs >= 5, "-v: a line for every epoch of `scratch`:\n{err}");
+    let (_, out, _) = run("v", &["--color", "always"]);
+    assert!(out.contains("\u{1b}[32mok\u{1b}[0m"), "{out}");
+    let (_, out, _) = run("v", &["--color", "never"]);
+    assert!(!out.contains('\u{1b}'), "{out}");
+    let (code, _, err) = run("v", &["-q", "-v"]);
+    assert_eq!(code, Some(2), "{err}");
+}
