@@ -150,11 +150,16 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
         .unwrap_or(12);
     let mut hit: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     let log = tmp.path().join("stderr.log");
+    // The span delays are drawn from, per kind of round. Rounds that redo little finish in a
+    // fraction of a full run (more so as cached entries verify by stamp in milliseconds), so a
+    // round that ended before its kill halves its kind's span: the kills keep landing while
+    // work is going on, on a fast machine as on a slow one.
+    let mut span = [full; 4];
     for round in 0..rounds {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let delay = x % (full * 3 / 4).max(50);
+        let delay = x % (span[round % 4] * 3 / 4).max(50);
         let mut child = Command::new(env!("CARGO_BIN_EXE_warmstart"))
             .arg("--workspace")
             .arg(&ws)
@@ -187,7 +192,9 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
         } else {
             std::thread::sleep(Duration::from_millis(delay));
         }
-        if child.try_wait().unwrap().is_none() {
+        if child.try_wait().unwrap().is_some() {
+            span[round % 4] = (span[round % 4] / 2).max(60);
+        } else {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
             child.wait().unwrap();
