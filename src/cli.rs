@@ -291,15 +291,11 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             sets,
         } => predict(&cli.workspace, args, model, input, format, &sets),
         Command::Export { spec, stage, out, sets } => {
-            let dir = trained_model_dir(&cli.workspace, &spec, &stage, &sets)?;
-            crate::predict::export(&dir, &out)?;
+            let t = trained_model(&cli.workspace, &spec, &stage, &sets)?;
+            crate::predict::export(&t.dir, &out)?;
             // The model card: read across the plan (pretraining upstream, evaluations downstream).
-            let study = Study::load(&spec, &sets)?;
-            let ws = Workspace::open(&cli.workspace)?;
-            let plan = plan::plan(&study, &ws)?;
-            let (v, s) = study.find(&stage).expect("checked by trained_model_dir");
-            let p = plan.find(&Study::display(v, &s.name)).expect("stage planned");
-            let card = crate::model_card::render(&study, &plan, &ws, p, &dir, &spec)?;
+            let p = t.plan.find(&t.name).expect("stage planned");
+            let card = crate::model_card::render(&t.study, &t.plan, &t.ws, p, &t.dir, &spec)?;
             crate::store::write_atomic(&out.join("README.md"), card.as_bytes())?;
             println!("exported `{stage}` to {} (model card: README.md)", out.display());
             Ok(0)
@@ -597,7 +593,22 @@ fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: bool) -> Re
 }
 
 /// The store folder of a trained model stage of a spec; fails if it is not trained yet.
+/// A trained model stage, found, planned and verified: what predict and export read.
+struct Trained {
+    study: Study,
+    plan: plan::Plan,
+    ws: Workspace,
+    /// `stage@variant`.
+    name: String,
+    /// The verified `files/` folder of its entry.
+    dir: PathBuf,
+}
+
 fn trained_model_dir(workspace: &Path, spec_path: &Path, stage: &str, sets: &[String]) -> Result<PathBuf, Failure> {
+    trained_model(workspace, spec_path, stage, sets).map(|t| t.dir)
+}
+
+fn trained_model(workspace: &Path, spec_path: &Path, stage: &str, sets: &[String]) -> Result<Trained, Failure> {
     let study = Study::load(spec_path, sets)?;
     let Some((_, s)) = study.find(stage) else {
         let names: Vec<String> = study
@@ -629,11 +640,18 @@ fn trained_model_dir(workspace: &Path, spec_path: &Path, stage: &str, sets: &[St
             spec_path.display()
         )));
     }
-    ws.store.verified_files(&p.key).map_err(|e| {
+    let dir = ws.store.verified_files(&p.key).map_err(|e| {
         Failure::Failed(format!(
             "error: {e:#}; run `warmstart run {}` to recompute it",
             spec_path.display()
         ))
+    })?;
+    Ok(Trained {
+        study,
+        plan,
+        ws,
+        name,
+        dir,
     })
 }
 
