@@ -7,6 +7,7 @@
 #   BLENV=/path/to/venv benches/transfer_suite.sh [SET ...]     # default: all seven sets
 #
 # BLENV: a venv with scikit-learn, fasttext (or fasttext-wheel) and numpy (../shared/bench/README.md).
+# TEMPLATE (default pipelines/transfer.yaml): a variant of the template, to measure a change.
 # OUT (default target/transfer-suite) keeps workspaces, so a rerun recomputes only what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,8 @@ PY=${BLENV:?set BLENV to a venv with scikit-learn and fasttext}/bin/python
 # BIN: a warmstart binary to use instead of building this checkout (e.g. a copy, so that
 # rebuilding the checkout during a long suite run does not change the binary half-way).
 BIN=${BIN:-}
+# TEMPLATE: the spec to run (default the template); a variant of it measures a change on the suite.
+TEMPLATE=${TEMPLATE:-pipelines/transfer.yaml}
 SETS=("$@")
 [ ${#SETS[@]} -gt 0 ] || SETS=(mpqa_polarity cr_customer_reviews trec6 sms_spam ag_news_test7600 imdb cn_waimai_10k)
 [ -d "$SHARED" ] || { echo "skipped: $SHARED is absent" >&2; exit 0; }
@@ -81,7 +84,7 @@ PY
       -e "s|^  train:   { path: [^,}]*|  train:   { path: $data/train.csv|" \
       -e "s|^  dev:     { path: [^,}]*|  dev:     { path: $data/dev.csv|" \
       -e "s|^  test:    { path: [^,}]*|  test:    { path: $data/test.csv|" \
-      pipelines/transfer.yaml > "$spec"
+      "$TEMPLATE" > "$spec"
   echo "== $ds: warmstart" >&2
   start=$(date +%s)
   "$BIN" --workspace "$OUT/ws/$ds" run "$spec" --json > "$OUT/$ds.warmstart.json"

@@ -32,7 +32,9 @@ pub const KIND: Kind = Kind {
     // positions from the first real token.
     // 5: word2vec objectives subsample frequent tokens (`subsample`, default 1e-4).
     // 6: held-out rows spread over all the data, not its tail (which was the in-domain dataset).
-    version: 6,
+    // 7: word2vec negatives drawn from an alias table, dot products over eight running sums
+    // (the same objective and distributions; other random draws, so other bytes).
+    version: 7,
     summary: "pretrain an encoder on unlabelled text (cbow, skipgram, lm, mlm)",
     parse: super::parse_as::<Pretrain>,
     schema: super::schema_of::<Pretrain>,
