@@ -80,14 +80,14 @@ fn quickstart_learns_pretraining_pays_and_reruns_are_cached() {
         );
     }
     // Pretraining pays where the data says it should (rare polar words seen only unlabelled).
-    // Measured (README): scratch 75.2 %, tuned 95.6 %, frozen 99.7 %. Results are the same bits
+    // Measured (README): scratch 75.2 %, tuned 95.4 %, frozen 99.6 % (pretrain v7). Results are the same bits
     // on any thread count; the margins allow for other CPUs' float paths (AVX2 or not).
     assert!(scratch > 0.72, "from scratch {scratch} (measured 0.7525)");
     assert!(
         tuned > 0.93 && tuned > scratch + 0.15,
-        "fine-tuned {tuned} vs scratch {scratch} (measured 0.956)"
+        "fine-tuned {tuned} vs scratch {scratch} (measured 0.954)"
     );
-    assert!(frozen > 0.98, "feature-extract {frozen} (measured 0.997)");
+    assert!(frozen > 0.98, "feature-extract {frozen} (measured 0.996)");
 
     // Training loss falls, per epoch, in the stored history.
     let key = stage(&r, "scratch")["key"].as_str().unwrap().to_string();
