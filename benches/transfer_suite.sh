@@ -18,7 +18,6 @@ PY=${BLENV:?set BLENV to a venv with scikit-learn and fasttext}/bin/python
 # BIN: a warmstart binary to use instead of building this checkout (e.g. a copy, so that
 # rebuilding the checkout during a long suite run does not change the binary half-way).
 BIN=${BIN:-}
-# TEMPLATE: the spec to run (default the template); a variant of it measures a change on the suite.
 TEMPLATE=${TEMPLATE:-pipelines/transfer.yaml}
 SETS=("$@")
 [ ${#SETS[@]} -gt 0 ] || SETS=(mpqa_polarity cr_customer_reviews trec6 sms_spam ag_news_test7600 imdb cn_waimai_10k)

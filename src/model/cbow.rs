@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::WeightedAliasIndex;
 use serde::{Deserialize, Serialize};
 
+use super::ops::dot;
 use super::{Dev, Params};
 
 #[derive(Debug, Clone)]
@@ -76,22 +77,6 @@ fn usable(rows: &[Vec<u32>], specials: u32) -> Vec<Vec<u32>> {
         .collect()
 }
 
-/// `a · b` over eight running sums, so that the compiler can keep them in one SIMD register:
-/// a single running sum is a serial dependency chain that it may not reorder (float addition
-/// is not associative), and the dot products are most of skip-gram's time. The order of the
-/// additions is fixed, so the result is the same on every run.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
-            *s += x * y;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x.clamp(-30.0, 30.0)).exp())
 }
@@ -148,6 +133,7 @@ impl Tables {
             }
             let label = if k == 0 { 1.0 } else { 0.0 };
             let u = &mut self.out[o as usize * d..(o as usize + 1) * d];
+            // Eight running sums (ops::dot), not one serial chain: most of skip-gram's time.
             let s = sigmoid(dot(u, h));
             loss -= if k == 0 {
                 s.max(1e-7).ln()
