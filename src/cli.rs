@@ -265,7 +265,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Status { spec, sets, json } => status(&cli.workspace, &spec, &sets, json),
         Command::Validate { spec, sets } => {
-            let study = Study::load(&spec, &sets)?;
+            let study = crate::pipeline::load(&spec, &sets)?;
             for v in &study.variants {
                 plan::check_datasets(v)?;
             }
@@ -302,7 +302,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Verify { repair } => verify(&cli.workspace, repair),
         Command::Report { spec, out, sets } => {
-            let study = Study::load(&spec, &sets)?;
+            let study = crate::pipeline::load(&spec, &sets)?;
             let ws = Workspace::open(&cli.workspace)?;
             let plan = plan::plan(&study, &ws)?;
             let out = out.unwrap_or_else(|| PathBuf::from("reports").join(&study.name));
@@ -323,7 +323,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Compare { spec, a, b, sets } => compare(&cli.workspace, &spec, &a, &b, &sets),
         Command::Gc { specs, dry_run } => gc(&cli.workspace, &specs, dry_run),
         Command::Dag { spec, sets, format } => {
-            let study = Study::load(&spec, &sets)?;
+            let study = crate::pipeline::load(&spec, &sets)?;
             match format {
                 DagFormat::Mermaid => print!("{}", crate::graph::mermaid(&study)),
                 DagFormat::Dot => print!("{}", crate::graph::dot(&study)),
@@ -361,7 +361,7 @@ fn run(
     json: bool,
     runner: &executor::Runner,
 ) -> Result<i32, Failure> {
-    let study = Study::load(spec_path, sets)?;
+    let study = crate::pipeline::load(spec_path, sets)?;
     let jobs = jobs.unwrap_or_else(default_jobs);
     if jobs == 0 {
         return Err(Failure::Usage("error: --jobs must be at least 1".into()));
@@ -453,7 +453,7 @@ fn dry_run_plan(
     force: &[String],
     json: bool,
 ) -> Result<i32, Failure> {
-    let study = Study::load(spec_path, sets)?;
+    let study = crate::pipeline::load(spec_path, sets)?;
     let ws = Workspace::open(workspace)?;
     let plan = plan::plan(&study, &ws)?;
     let mut would = Vec::new();
@@ -501,7 +501,7 @@ fn exec_job(workspace: &Path, job_path: &Path) -> Result<i32, Failure> {
         .map_err(|e| Failure::Usage(format!("error: cannot read job file {}: {e}", job_path.display())))?;
     let job: crate::slurm::JobFile = serde_json::from_slice(&bytes)
         .map_err(|e| Failure::Usage(format!("error: {} is not a job file: {e}", job_path.display())))?;
-    let study = Study::load(&job.spec, &job.sets)?;
+    let study = crate::pipeline::load(&job.spec, &job.sets)?;
     // The allocation's CPUs (artefacts do not depend on the count).
     let threads = std::env::var("SLURM_CPUS_PER_TASK")
         .ok()
@@ -554,7 +554,7 @@ fn hostname() -> String {
 }
 
 fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: bool) -> Result<i32, Failure> {
-    let study = Study::load(spec_path, sets)?;
+    let study = crate::pipeline::load(spec_path, sets)?;
     let ws = Workspace::open(workspace)?;
     let plan = plan::plan(&study, &ws)?;
     // Stale stages that a Slurm run submitted and that are still queued or running.
@@ -609,7 +609,7 @@ fn trained_model_dir(workspace: &Path, spec_path: &Path, stage: &str, sets: &[St
 }
 
 fn trained_model(workspace: &Path, spec_path: &Path, stage: &str, sets: &[String]) -> Result<Trained, Failure> {
-    let study = Study::load(spec_path, sets)?;
+    let study = crate::pipeline::load(spec_path, sets)?;
     let Some((_, s)) = study.find(stage) else {
         let names: Vec<String> = study
             .variants
@@ -749,7 +749,7 @@ fn gc(workspace: &Path, specs: &[PathBuf], dry_run: bool) -> Result<i32, Failure
     let _lock = ws.lock(|holder| eprintln!("waiting for the run on this workspace to finish ({holder})"))?;
     let mut keep = BTreeSet::new();
     for path in specs {
-        let study = Study::load(path, &[])?;
+        let study = crate::pipeline::load(path, &[])?;
         let plan = plan::plan(&study, &ws)?;
         keep.extend(plan.jobs.into_iter().map(|j| j.key));
     }
@@ -783,7 +783,7 @@ fn gc(workspace: &Path, specs: &[PathBuf], dry_run: bool) -> Result<i32, Failure
 }
 
 fn compare(workspace: &Path, spec_path: &Path, a: &str, b: &str, sets: &[String]) -> Result<i32, Failure> {
-    let study = Study::load(spec_path, sets)?;
+    let study = crate::pipeline::load(spec_path, sets)?;
     let names: Vec<&str> = study.variants.iter().map(|v| v.variant.as_str()).collect();
     let (ga, gb) = (crate::compare::select(a, &names), crate::compare::select(b, &names));
     for (sel, g) in [(a, &ga), (b, &gb)] {

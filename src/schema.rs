@@ -3,9 +3,9 @@
 //!
 //! Why generated: the schema is derived (schemars) from the very structs that parse the spec —
 //! each stage kind's parameter struct through its [`Kind::schema`](crate::stages::Kind), the
-//! dataset entry from `spec.rs` — so a field added, renamed or given a default shows up here
+//! dataset entry from `spec/raw.rs` — so a field added, renamed or given a default shows up here
 //! without a second place to edit. Only the top level (name, seed, datasets, stages,
-//! variants, matrix, repeats; `executor` is derived too) is written out by hand, because `spec.rs` reads it in two steps.
+//! variants, matrix, repeats; `executor` is derived too) is written out by hand, because `spec/` reads it in two steps.
 //! `warmstart.schema.json` at the repository root is this output, checked by a test.
 //!
 //! What the schema cannot say: that names in `from`, `train`, `data`, … exist, that the stages

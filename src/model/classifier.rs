@@ -568,6 +568,7 @@ mod tests {
             (Pooling::Mean, 0, EncoderType::Bag),
             (Pooling::Max, 5, EncoderType::Bag),
             (Pooling::Concat, 0, EncoderType::Bag),
+            (Pooling::Meanmax, 0, EncoderType::Bag),
             (Pooling::Mean, 0, EncoderType::Lstm),
             (Pooling::Last, 3, EncoderType::Lstm),
             (Pooling::First, 0, EncoderType::Lstm),

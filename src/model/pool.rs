@@ -19,12 +19,16 @@ pub enum Pooling {
     Last,
     /// ULMFiT's concat pooling `[last; max; mean]`, 3 × dim wide.
     Concat,
+    /// `[max; mean]`, 2 × dim wide: SWEM-concat (Shen et al. 2018) for word vectors, where a
+    /// "last" state carries nothing beyond its one word.
+    Meanmax,
 }
 
 impl Pooling {
     pub fn width(self, dim: usize) -> usize {
         match self {
             Pooling::Concat => 3 * dim,
+            Pooling::Meanmax => 2 * dim,
             _ => dim,
         }
     }
@@ -53,23 +57,43 @@ pub fn pool<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
             let (max, tape) = max.split_tape();
             let mean = mean_pool(dev, x0.put_tape(tape), mask, b, l, d);
             let (mean, tape) = mean.split_tape();
-            // Concatenate along features with selector matmuls, which keeps every part on one
-            // tape: [last | max | mean] = last·S0 + max·S1 + mean·S2.
-            let sel = |part: usize| {
-                let mut v = vec![0.0f32; d * 3 * d];
-                for i in 0..d {
-                    v[i * 3 * d + part * d + i] = 1.0;
-                }
-                dev.tensor_from_vec(v, (d, 3 * d))
-            };
-            let a = last.put_tape(tape).matmul(sel(0));
-            let (a, tape) = a.split_tape();
-            let m = max.put_tape(tape).matmul(sel(1));
-            let (m, tape) = m.split_tape();
-            let a = a.put_tape(tape) + m;
-            a + mean.retaped::<T>().matmul(sel(2))
+            concat3(dev, [last, max, mean], tape, d)
+        }
+        Pooling::Meanmax => {
+            let (x0, tape) = x.split_tape();
+            let max = max_pool(dev, x0.clone().put_tape(tape), mask, b, l, d);
+            let (max, tape) = max.split_tape();
+            let mean = mean_pool(dev, x0.put_tape(tape), mask, b, l, d);
+            let (mean, tape) = mean.split_tape();
+            let a = max.put_tape(tape).matmul(selector(dev, 0, 2, d));
+            a + mean.retaped::<T>().matmul(selector(dev, 1, 2, d))
         }
     }
+}
+
+/// The `d × (parts·d)` matrix that places a `d`-wide block at column block `part`:
+/// concatenating along features with selector matmuls keeps every part on one tape.
+fn selector(dev: &Dev, part: usize, parts: usize, d: usize) -> Tensor<(usize, usize), f32, Dev> {
+    let mut v = vec![0.0f32; d * parts * d];
+    for i in 0..d {
+        v[i * parts * d + part * d + i] = 1.0;
+    }
+    dev.tensor_from_vec(v, (d, parts * d))
+}
+
+/// `[a | b | c]` along features, the tape (shared by all three) carried through.
+fn concat3<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
+    dev: &Dev,
+    [a, b, c]: [Tensor<(usize, usize), f32, Dev>; 3],
+    tape: T,
+    d: usize,
+) -> Tensor<(usize, usize), f32, Dev, T> {
+    let a = a.put_tape(tape).matmul(selector(dev, 0, 3, d));
+    let (a, tape) = a.split_tape();
+    let m = b.put_tape(tape).matmul(selector(dev, 1, 3, d));
+    let (m, tape) = m.split_tape();
+    let a = a.put_tape(tape) + m;
+    a + c.retaped::<T>().matmul(selector(dev, 2, 3, d))
 }
 
 /// The state at each row's first (or last) real position.

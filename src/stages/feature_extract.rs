@@ -1,6 +1,6 @@
 //! `feature-extract`: the frozen-encoder recipe. The pretrained encoder runs once over the
 //! training rows (no gradient tape) and a head — logistic regression or a small MLP — is
-//! trained on the pooled features (`mean`, `max`, `first`, `last`, or `concat` = ULMFiT's [last; max; mean]).
+//! trained on the pooled features (`mean`, `max`, `first`, `last`, `concat` = ULMFiT's [last; max; mean], or `meanmax` = [max; mean]).
 //! Writes the same model artefact as `finetune`, so `evaluate` and `predict` treat both alike,
 //! plus the stored features of the training rows (`features.safetensors`).
 

@@ -16,8 +16,6 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
-use serde_yaml::Value;
-
 use crate::dataset::DatasetSpec;
 use crate::progress::Progress;
 
@@ -30,7 +28,7 @@ pub mod pretrain;
 pub mod tokenize;
 
 /// Reads a stage's parameters; on error, the failing field path and a message.
-pub type ParseFn = fn(Value, &str) -> Result<Box<dyn Stage>, (String, String)>;
+pub type ParseFn = fn(serde_json::Value, &str) -> Result<Box<dyn Stage>, (String, String)>;
 
 /// An entry of the registry: how to read one kind of stage from YAML.
 pub struct Kind {
@@ -77,11 +75,11 @@ pub fn kind_names() -> String {
 }
 
 /// Reads a kind's parameter struct from the stage's YAML mapping (without `kind`).
-pub fn parse_as<T>(value: Value, at: &str) -> Result<Box<dyn Stage>, (String, String)>
+pub fn parse_as<T>(value: serde_json::Value, at: &str) -> Result<Box<dyn Stage>, (String, String)>
 where
     T: Stage + serde::de::DeserializeOwned + 'static,
 {
-    Ok(Box::new(crate::spec::typed::<T>(value, at)?))
+    Ok(Box::new(crate::typed::typed::<T, _>(value, at)?))
 }
 
 /// What an input reference must point at.

@@ -1,0 +1,83 @@
+//! Typing a tree of values into a parameter struct, with the failing field's dotted path and a
+//! message that reads as an instruction. Format-neutral on purpose: `spec/` uses it on YAML
+//! values, stage kinds (`stages::parse_as`) on the JSON tree that `spec/` hands them, so
+//! neither imports the other for it.
+
+/// Deserialises a tree (any serde deserializer: a YAML or JSON value) into `T`, returning the failing field path (prefixed by `at`) and a
+/// message on error. Stage kinds use this for their parameter structs.
+pub fn typed<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
+    value: D,
+    at: &str,
+) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let mut path = String::new();
+        for seg in e.path().iter() {
+            use serde_path_to_error::Segment;
+            match seg {
+                Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+                Segment::Map { key } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                }
+                Segment::Enum { variant } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(variant);
+                }
+                Segment::Unknown => {}
+            }
+        }
+        let msg = e.inner().to_string();
+        // For `unknown field`, serde reports the path of the enclosing mapping; point at the key.
+        let unknown = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next());
+        if let Some(field) = unknown.filter(|f| path != *f && !path.ends_with(&format!(".{f}"))) {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(field);
+        }
+        let full = match (at.is_empty(), path.is_empty()) {
+            (true, _) => path,
+            (false, true) => at.to_string(),
+            (false, false) => format!("{at}.{path}"),
+        };
+        (full, friendly(&msg))
+    })
+}
+
+/// Makes serde's messages read as instructions ("expected one of …").
+fn friendly(msg: &str) -> String {
+    // the YAML deserializer appends " at line N column M" where it knows one; the caller locates instead.
+    let m = match msg.find(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    if let Some(rest) = m.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or(rest);
+        return format!("missing required field `{field}`");
+    }
+    m.replace("invalid type: ", "wrong type: found ")
+        .replace(
+            "expected struct RawSpec",
+            "expected a mapping with `name`, `datasets` and `stages`",
+        )
+        .replace(
+            "expected struct RawDataset",
+            "expected a mapping with `path` (and optionally `format`, `text`, `label`)",
+        )
+        .replace(
+            "expected struct EncoderSpec",
+            "expected a mapping like `{ type: bag, dim: 64 }`",
+        )
+        .replace("found sequence", "found a list")
+        .replace("found map,", "found a mapping,")
+        .replace("u32", "a non-negative integer")
+        .replace("u64", "a non-negative integer")
+        .replace("usize", "a non-negative integer")
+        .replace("f64", "a number")
+        .replace("f32", "a number")
+        .replace("expected struct ", "expected a mapping for ")
+}
