@@ -468,7 +468,7 @@ fn dry_run_plan(
         } else if !seen.insert(p.job) {
             format!("shared with `{}` (same key)", plan.planned(p.job).name)
         } else {
-            p.reasons.join("; ")
+            crate::fingerprint::sentences(&p.reasons)
         };
         would.push((p, why));
     }
@@ -569,7 +569,7 @@ fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: bool) -> Re
             .all()
             .map(|p| {
                 let mut v = json!({"name": p.name, "stage": p.stage, "variant": study.variants[p.variant].variant,
-                       "kind": p.fingerprint.kind, "fresh": p.fresh, "key": p.key, "reasons": p.reasons});
+                       "kind": p.fingerprint.kind, "fresh": p.fresh, "key": p.key, "reasons": p.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(), "why": p.reasons});
                 if let (false, Some((id, state))) = (p.fresh, cluster(&p.key)) {
                     v["slurm"] = json!({"id": id, "state": state});
                 }
@@ -585,7 +585,7 @@ fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: bool) -> Re
             } else if let Some((id, state)) = cluster(&p.key) {
                 println!("{:<24} {} on Slurm (job {id})", p.name, state.to_lowercase());
             } else {
-                println!("{:<24} stale: {}", p.name, p.reasons.join("; "));
+                println!("{:<24} stale: {}", p.name, crate::fingerprint::sentences(&p.reasons));
             }
         }
     }
@@ -636,7 +636,7 @@ fn trained_model(workspace: &Path, spec_path: &Path, stage: &str, sets: &[String
     if !p.fresh {
         return Err(Failure::Failed(format!(
             "error: stage `{stage}` has no trained model for this spec yet ({}); run `warmstart run {}` first",
-            p.reasons.join("; "),
+            crate::fingerprint::sentences(&p.reasons),
             spec_path.display()
         )));
     }

@@ -244,7 +244,7 @@ fn run_one(study: &Study, plan: &Plan, ws: &Workspace, opts: &Options, j: usize)
         status: Status::Cached,
         seconds: 0.0,
         key: p.key.clone(),
-        reasons: p.reasons.clone(),
+        reasons: p.reasons.iter().map(ToString::to_string).collect(),
         summary: String::new(),
         error: None,
         metrics: None,

@@ -11,6 +11,7 @@ pub mod compare;
 pub mod dataset;
 pub mod determinism;
 pub mod executor;
+pub mod fingerprint;
 pub mod graph;
 pub mod metrics;
 pub mod model;

@@ -6,63 +6,18 @@
 //! input stage's key is that stage's key. Keys therefore chain: all keys are known before
 //! anything runs, and a stage is **fresh** exactly when its key is in the store.
 //!
-//! | what changed                        | effect on keys                          | `status` says               |
-//! |-------------------------------------|-----------------------------------------|-----------------------------|
-//! | nothing                             | none                                    | fresh                       |
-//! | a dataset's mtime only (`touch`)    | none (content hash is the same)         | fresh                       |
-//! | a dataset's content                 | its readers and everything downstream   | input file `P` changed      |
-//! | a dataset's path only (moved, same bytes) | none (the path is not in the key) | fresh                     |
-//! | a parameter of stage S              | S and everything downstream             | param `X` changed (a → b)   |
-//! | an upstream stage's key             | this stage                              | upstream stage `U` changed  |
-//! | the seed                            | stages that use the seed, and downstream| seed changed (a → b)        |
-//! | warmstart's format version of a kind| that kind and downstream                | format version changed      |
-//! | `--force S`                         | none; S is rerun and its entry replaced | forced                      |
-//!
-//! Reasons are found by comparing the fingerprint with the one recorded when the stage last
-//! completed in this workspace (`state/<pipeline>.json`). A reverted change is fresh again at
-//! once: the old key is still in the store.
+//! What invalidates what, and the typed reason `status` gives for each, is the table in
+//! [`crate::fingerprint`].
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 
+use crate::fingerprint::{Fingerprint, InputPrint, StaleReason};
 use crate::graph::Dag;
 use crate::spec::{Spec, SpecError, SpecErrors, Study};
 use crate::stages::Want;
 use crate::workspace::{FileHashes, State, Workspace};
-
-/// Everything that determines a stage's output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Fingerprint {
-    pub kind: String,
-    pub version: u32,
-    pub params: serde_json::Value,
-    pub seed: Option<u64>,
-    pub inputs: BTreeMap<String, InputPrint>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InputPrint {
-    /// `dataset` or `stage`.
-    pub kind: String,
-    pub key: String,
-    /// For datasets: the path as written in the spec.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-}
-
-impl Fingerprint {
-    /// The blake3 of the fingerprint *without* dataset paths: a dataset is identified by its
-    /// content and how it is read, so moving or renaming a file with the same bytes reruns
-    /// nothing. The path stays in the recorded fingerprint only to name the file in reasons.
-    pub fn key(&self) -> String {
-        let mut keyed = self.clone();
-        keyed.inputs.values_mut().for_each(|i| i.path = None);
-        let bytes = serde_json::to_vec(&keyed).unwrap_or_default();
-        blake3::hash(&bytes).to_hex().to_string()
-    }
-}
 
 /// One stage of one variant as the plan sees it.
 #[derive(Debug, Clone)]
@@ -79,7 +34,7 @@ pub struct Planned {
     /// The key is in the store.
     pub fresh: bool,
     /// Why the stage must run (empty when fresh).
-    pub reasons: Vec<String>,
+    pub reasons: Vec<StaleReason>,
     /// The job that produces this stage's key.
     pub job: usize,
 }
@@ -222,7 +177,8 @@ fn plan_variant(
         let reasons = if fresh {
             Vec::new()
         } else {
-            reasons(state, &name, &key, &fingerprint)
+            let prev = state.stages.get(&name).map(|r| (r.key.as_str(), &r.fingerprint));
+            fingerprint.stale_reasons(&key, prev)
         };
         keys[i] = Some(key.clone());
         planned.push(Planned {
@@ -299,74 +255,3 @@ fn dataset_keys(spec: &Spec, mut hashes: Option<&mut FileHashes>) -> Result<BTre
     }
 }
 
-/// Why a stage whose key is not in the store must run.
-fn reasons(state: &State, name: &str, key: &str, now: &Fingerprint) -> Vec<String> {
-    let Some(prev) = state.stages.get(name) else {
-        return vec!["never run".into()];
-    };
-    if prev.key == key {
-        return vec!["its artefact is missing from the store (removed or found corrupt)".into()];
-    }
-    let old = &prev.fingerprint;
-    let mut out = Vec::new();
-    if old.kind != now.kind {
-        out.push(format!("kind changed ({} → {})", old.kind, now.kind));
-    } else if old.version != now.version {
-        out.push(format!(
-            "warmstart's format version for `{}` changed ({} → {})",
-            now.kind, old.version, now.version
-        ));
-    }
-    let mut a = BTreeMap::new();
-    let mut b = BTreeMap::new();
-    flatten("", &old.params, &mut a);
-    flatten("", &now.params, &mut b);
-    for (k, v) in &b {
-        match a.get(k) {
-            Some(o) if o == v => {}
-            Some(o) => out.push(format!("param `{k}` changed ({o} → {v})")),
-            None => out.push(format!("param `{k}` added ({v})")),
-        }
-    }
-    for (k, o) in &a {
-        if !b.contains_key(k) {
-            out.push(format!("param `{k}` removed (was {o})"));
-        }
-    }
-    if old.seed != now.seed {
-        let show = |s: Option<u64>| s.map(|v| v.to_string()).unwrap_or_else(|| "unused".into());
-        out.push(format!("seed changed ({} → {})", show(old.seed), show(now.seed)));
-    }
-    for (n, inp) in &now.inputs {
-        match old.inputs.get(n) {
-            Some(o) if o.key == inp.key => {}
-            Some(_) if inp.kind == "dataset" => {
-                out.push(format!("input file `{}` changed", inp.path.as_deref().unwrap_or(n)));
-            }
-            Some(_) => out.push(format!("upstream stage `{n}` changed")),
-            None => out.push(format!("new input `{n}`")),
-        }
-    }
-    if out.is_empty() {
-        out.push("definition changed".into());
-    }
-    out
-}
-
-fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, v) in m {
-                let p = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&p, v, out);
-            }
-        }
-        other => {
-            out.insert(prefix.to_string(), other.to_string());
-        }
-    }
-}

@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use fs2::FileExt;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Fingerprint;
+use crate::fingerprint::Fingerprint;
 use crate::store::{write_atomic, Store};
 
 pub struct Workspace {
