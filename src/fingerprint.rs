@@ -63,18 +63,44 @@ pub enum StaleReason {
     NeverRun,
     /// The recorded key is the current one, but its entry is gone (removed, or found corrupt).
     EntryMissing,
-    Kind { old: String, new: String },
-    Version { kind: String, old: u32, new: u32 },
+    Kind {
+        old: String,
+        new: String,
+    },
+    Version {
+        kind: String,
+        old: u32,
+        new: u32,
+    },
     /// A (flattened, dotted) parameter with its old and new canonical JSON values.
-    Param { name: String, old: String, new: String },
-    ParamAdded { name: String, new: String },
-    ParamRemoved { name: String, old: String },
+    Param {
+        name: String,
+        old: String,
+        new: String,
+    },
+    ParamAdded {
+        name: String,
+        new: String,
+    },
+    ParamRemoved {
+        name: String,
+        old: String,
+    },
     /// `None`: the stage did not use the seed in that fingerprint.
-    Seed { old: Option<u64>, new: Option<u64> },
+    Seed {
+        old: Option<u64>,
+        new: Option<u64>,
+    },
     /// A dataset input's content changed (named by its path as written in the spec).
-    InputFile { path: String },
-    Upstream { stage: String },
-    NewInput { name: String },
+    InputFile {
+        path: String,
+    },
+    Upstream {
+        stage: String,
+    },
+    NewInput {
+        name: String,
+    },
     /// The keys differ but no field does (e.g. an input removed).
     Definition,
 }
@@ -264,7 +290,10 @@ mod tests {
         );
         assert_eq!(got[1].to_string(), "param `vocab_size` changed (8000 → 4000)");
         assert_eq!(now.stale_reasons("k", None), vec![StaleReason::NeverRun]);
-        assert_eq!(now.stale_reasons("k", Some(("k", &old))), vec![StaleReason::EntryMissing]);
+        assert_eq!(
+            now.stale_reasons("k", Some(("k", &old))),
+            vec![StaleReason::EntryMissing]
+        );
     }
 
     #[test]

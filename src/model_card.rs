@@ -216,7 +216,7 @@ pub fn render(
 }
 
 /// Loading code; for a bag encoder with mean pooling, the whole forward pass.
-/// tests/python_interop.rs runs it and compares with `warmstart predict`.
+/// tests/it/python_interop.rs runs it and compares with `warmstart predict`.
 fn python_snippet(forward: bool) -> String {
     let mut s = String::from(
         "import json\nimport numpy as np\nfrom safetensors.numpy import load_file\nfrom tokenizers import Tokenizer\n\n\

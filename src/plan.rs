@@ -254,4 +254,3 @@ fn dataset_keys(spec: &Spec, mut hashes: Option<&mut FileHashes>) -> Result<BTre
         Err(SpecErrors(errors))
     }
 }
-

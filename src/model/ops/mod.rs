@@ -17,7 +17,7 @@
 //! Determinism: rows are split into chunks of a fixed number of rows ([`ROWS_PER_CHUNK`]),
 //! never by the thread count, and partial weight gradients are summed in chunk order; gemm
 //! splits outputs, not inner sums, among threads. So every thread count gives the same bits
-//! (tested below, and end to end in tests/quickstart.rs).
+//! (tested below, and end to end in tests/it/quickstart.rs).
 //! Every op has a finite-difference test below.
 //!
 //! Layout: this file holds the shared machinery (gemm on strided views, [`attach`], fast math,

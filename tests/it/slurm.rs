@@ -2,8 +2,6 @@
 //! `.ci/slurm/up.sh` starts (`.ci/run` does so before the tests and exports `SLURM_CONF`).
 //! Without a reachable Slurm every test here skips, saying so (stderr and the skip log).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,7 +34,7 @@ fn slurm_or_skip(test: &str) -> bool {
         })
         .unwrap_or(false);
     if !ok {
-        common::skip(
+        crate::common::skip(
             test,
             "no Slurm controller with a usable node (start one with `eval \"$(.ci/slurm/up.sh)\"`, as .ci/run does)",
         );
@@ -129,7 +127,10 @@ fn quickstart_on_slurm_matches_a_local_run_byte_for_byte() {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(text.contains(&format!("{name}: done")), "{name}'s log:\n{text}");
     }
-    let (a, b) = (common::store_checksums(&local), common::store_checksums(&cluster));
+    let (a, b) = (
+        crate::common::store_checksums(&local),
+        crate::common::store_checksums(&cluster),
+    );
     assert!(a.len() > 10, "{a:?}");
     assert_eq!(a, b, "artefact bytes differ between local and Slurm runs");
     // A rerun submits nothing.
@@ -155,7 +156,7 @@ fn a_stage_failing_on_the_cluster_exits_1_and_names_its_log() {
     if !slurm_or_skip("a_stage_failing_on_the_cluster_exits_1_and_names_its_log") {
         return;
     }
-    let p = common::Project::new();
+    let p = crate::common::Project::new();
     // Line 3 of the corpus is not UTF-8: the tokenizer that reads it fails when it runs.
     let mut bad = b"a line of text\nanother line\n".to_vec();
     bad.extend_from_slice(b"caf\xe9 au lait\n");
@@ -197,7 +198,7 @@ fn the_executor_block_sets_each_jobs_resources() {
     if !slurm_or_skip("the_executor_block_sets_each_jobs_resources") {
         return;
     }
-    let p = common::Project::new();
+    let p = crate::common::Project::new();
     p.write(
         "res.yaml",
         "name: res\nseed: 1\ndatasets:\n  train: { path: train.csv, label: label }\n\

@@ -3,8 +3,6 @@
 //! as mean ± std; index.html renders in headless Chromium (where installed) without console
 //! errors and is not blank.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -152,7 +150,7 @@ fn render_in_chromium(page: &Path, tmp: &Path) {
         .into_iter()
         .find(|p| Path::new(p).exists())
     else {
-        common::skip(
+        crate::common::skip(
             "report chromium rendering",
             "skipped the Chromium check: no /usr/bin/chromium (`.ci/run` installs Debian's chromium)",
         );

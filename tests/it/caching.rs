@@ -1,11 +1,11 @@
 //! Caching behaviour of `warmstart run` / `status`, exercised through the CLI binary.
 
-mod common;
-
 use std::fs;
 use std::time::{Duration, SystemTime};
 
-use common::{expect, freshness, gen_chinese, gen_corpus, gen_csv, keys, reasons, stage, statuses, Project, SPEC};
+use crate::common::{
+    expect, freshness, gen_chinese, gen_corpus, gen_csv, keys, reasons, stage, statuses, Project, SPEC,
+};
 use serde_json::Value;
 
 /// Human `status` output: stage name → the rest of its line ("fresh" or "stale: ...").
@@ -445,7 +445,7 @@ fn artefacts_are_in_the_store_and_tmp_is_clean() {
     assert!(pad.join("tokenizer.json").is_file());
     let meta: Value = serde_json::from_slice(&fs::read(pad.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["max_len"], 16);
-    assert_eq!(meta["datasets"]["train"]["rows"], common::ROWS);
+    assert_eq!(meta["datasets"]["train"]["rows"], crate::common::ROWS);
     assert_eq!(meta["labels"], serde_json::json!(["neg", "pos"]));
 
     let tmp: Vec<_> = fs::read_dir(p.ws().join("tmp")).unwrap().collect();

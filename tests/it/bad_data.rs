@@ -12,11 +12,9 @@
 //! A few cases are data that looks odd but is fine (empty texts, a 2 MB line, a BOM, CRLF line
 //! endings, numbers as texts, a label only the test set has); they check that it works.
 
-mod common;
-
 use std::path::Path;
 
-use common::{gen_corpus, gen_csv, skip, stage, statuses, Lcg, Project};
+use crate::common::{gen_corpus, gen_csv, skip, stage, statuses, Lcg, Project};
 use serde_json::Value;
 
 /// The spec most cases use. `side_tok` reads only `side.txt`, which no case breaks, so that a

@@ -1,8 +1,6 @@
 //! Bad specs and bad usage: every case exits 2 with a located, helpful message and no panic.
 
-mod common;
-
-use common::{line_of, Project, SPEC};
+use crate::common::{line_of, Project, SPEC};
 
 /// Runs `args` and checks: exit code 2, no panic, and every `needles` string in stderr.
 fn fails_with(p: &Project, args: &[&str], needles: &[&str]) -> String {
@@ -615,7 +613,7 @@ fn stage_that_is_not_a_mapping() {
 #[test]
 fn dataset_without_extension_or_format() {
     let p = Project::new();
-    p.write("corpus", &common::gen_corpus(20, 9));
+    p.write("corpus", &crate::common::gen_corpus(20, 9));
     let spec = SPEC.replace("path: corpus.txt", "path: corpus");
     bad_spec(
         &p,
@@ -956,7 +954,7 @@ fn every_pipeline_validates_against_the_schema_with_an_independent_validator() {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        common::skip(
+        crate::common::skip(
             "every_pipeline_validates_against_the_schema_with_an_independent_validator",
             "python3 with the jsonschema package is not available",
         );

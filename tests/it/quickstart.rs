@@ -1,8 +1,6 @@
 //! The quickstart end to end: learning happens, pretraining pays, reruns are cached, results
 //! are reproducible, trained models classify new text, and a diverging run caches nothing.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -461,7 +459,7 @@ fn artefacts_are_byte_identical_on_any_thread_count() {
             k.sort();
             keys.push(k);
         }
-        per_jobs.push((jobs, keys, common::store_checksums(&w)));
+        per_jobs.push((jobs, keys, crate::common::store_checksums(&w)));
     }
     let (_, keys1, sums1) = &per_jobs[0];
     assert!(
@@ -679,7 +677,7 @@ fn the_transfer_template_never_trains_on_the_test_set() {
         "the test set may only be encoded, padded and evaluated"
     );
     if !root().join("../shared/datasets").is_dir() {
-        common::skip(
+        crate::common::skip(
             "the_transfer_template_never_trains_on_the_test_set",
             "../shared/datasets is absent: the template's paths were not validated",
         );

@@ -2,8 +2,6 @@
 //! only what no given spec references; an interrupted run (SIGKILL at random moments) never
 //! leaves an entry that a later run trusts, and the final metrics equal a clean run's.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -224,8 +222,8 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
     if metrics(&last) != metrics(&clean) {
         // Say which entries differ, so that a failure here can be traced to a stage.
         let (a, b) = (
-            common::store_checksums(&tmp.path().join("clean")),
-            common::store_checksums(&ws),
+            crate::common::store_checksums(&tmp.path().join("clean")),
+            crate::common::store_checksums(&ws),
         );
         let differing: Vec<&String> = a
             .iter()

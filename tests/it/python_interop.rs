@@ -1,8 +1,6 @@
 //! Exported models open in Python's `safetensors` and `tokenizers` (runs where both are
 //! importable by `python3`, or by `$WARMSTART_PYTHON`; prints why it skipped otherwise).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,7 +28,7 @@ fn warmstart(ws: &Path, args: &[&str]) {
 #[test]
 fn exported_model_loads_in_python_safetensors_and_tokenizers() {
     let Some(py) = python() else {
-        common::skip("python_interop", "skipped: python3 with safetensors, tokenizers and numpy not found (pip install safetensors tokenizers numpy)");
+        crate::common::skip("python_interop", "skipped: python3 with safetensors, tokenizers and numpy not found (pip install safetensors tokenizers numpy)");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

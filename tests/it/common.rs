@@ -1,8 +1,5 @@
 //! Shared helpers for the CLI integration tests: a temporary project with small, deterministic
 //! generated data, a way to run the `warmstart` binary against it, and JSON helpers.
-//!
-//! Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -422,7 +419,6 @@ pub fn skip(test: &str, reason: &str) {
 
 /// blake3 of every artefact file under `store/*/files/` of workspace `ws`, by path relative to
 /// `store/` (entry.json is left out: it records timings).
-#[allow(dead_code)]
 pub fn store_checksums(ws: &Path) -> BTreeMap<String, String> {
     fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
         for e in std::fs::read_dir(dir).unwrap() {
