@@ -17,6 +17,7 @@ pub mod bag;
 pub mod cbow;
 pub mod classifier;
 pub mod encoder;
+pub mod encoder_config;
 pub mod lm;
 pub mod logreg;
 pub mod lstm;

@@ -9,7 +9,7 @@ use anyhow::Result;
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
-use super::encoder::{EncoderSpec, Norm};
+use super::encoder_config::{EncoderSpec, Norm};
 use super::{ops, uniform, zeros, Dev, ParamFn, T2};
 
 fn ones(dev: &Dev, n: usize) -> T2 {
