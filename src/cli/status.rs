@@ -1,0 +1,42 @@
+//! `warmstart status`: which stages are fresh or stale, and why.
+
+use super::*;
+
+pub(super) fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: bool) -> Result<i32, Failure> {
+    let study = crate::pipeline::load(spec_path, sets)?;
+    let ws = Workspace::open(workspace)?;
+    let plan = plan::plan(&study, &ws)?;
+    // Stale stages that a Slurm run submitted and that are still queued or running.
+    let on_cluster = if workspace.join("jobs").is_dir() {
+        crate::slurm::live_jobs()
+    } else {
+        Default::default()
+    };
+    let cluster = |key: &str| on_cluster.get(&crate::slurm::job_name(key));
+    if json {
+        let stages: Vec<_> = plan
+            .all()
+            .map(|p| {
+                let mut v = json!({"name": p.name, "stage": p.stage, "variant": study.variants[p.variant].variant,
+                       "kind": p.fingerprint.kind, "fresh": p.fresh, "key": p.key, "reasons": p.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(), "why": p.reasons});
+                if let (false, Some((id, state))) = (p.fresh, cluster(&p.key)) {
+                    v["slurm"] = json!({"id": id, "state": state});
+                }
+                v
+            })
+            .collect();
+        let out = json!({"pipeline": study.name, "stages": stages});
+        println!("{}", serde_json::to_string_pretty(&out).map_err(anyhow::Error::from)?);
+    } else {
+        for p in plan.all() {
+            if p.fresh {
+                println!("{:<24} fresh", p.name);
+            } else if let Some((id, state)) = cluster(&p.key) {
+                println!("{:<24} {} on Slurm (job {id})", p.name, state.to_lowercase());
+            } else {
+                println!("{:<24} stale: {}", p.name, crate::fingerprint::sentences(&p.reasons));
+            }
+        }
+    }
+    Ok(0)
+}
