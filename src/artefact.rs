@@ -22,6 +22,9 @@ pub enum Side {
     Post,
 }
 
+/// The longest padded row a pad stage writes (and a model folder may declare).
+pub const MAX_LEN: usize = 8192;
+
 /// How one row becomes `max_len` ids: the part of a pad stage that `predict` reuses on new text.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Shape {

@@ -190,10 +190,13 @@ impl Classifier {
             bail!("the model config has no labels (`labels: []`)");
         }
         let min_len = 1 + usize::from(cfg.shape.add_cls);
-        if cfg.shape.max_len < min_len {
+        // The same range the pad stage accepts: a larger value can only come from an edited
+        // file, and would size every predict batch by it.
+        if cfg.shape.max_len < min_len || cfg.shape.max_len > crate::artefact::MAX_LEN {
             bail!(
-                "the model config's max_len is {} but must be at least {min_len}",
-                cfg.shape.max_len
+                "the model config's max_len is {} but must be {min_len}..={}",
+                cfg.shape.max_len,
+                crate::artefact::MAX_LEN
             );
         }
         if let Some((field, msg)) = cfg.encoder.problems().into_iter().next() {

@@ -118,10 +118,14 @@ impl Stage for Pad {
             }
         }
         let min = 1 + usize::from(self.add_cls);
-        if self.max_len < min || self.max_len > 8192 {
+        if self.max_len < min || self.max_len > crate::artefact::MAX_LEN {
             return vec![(
                 "max_len".into(),
-                format!("max_len {} is out of range: expected {min}..=8192", self.max_len),
+                format!(
+                    "max_len {} is out of range: expected {min}..={}",
+                    self.max_len,
+                    crate::artefact::MAX_LEN
+                ),
             )];
         }
         Vec::new()

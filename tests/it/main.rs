@@ -19,6 +19,7 @@ mod common;
 mod bad_data;
 mod bad_specs;
 mod caching;
+mod fuzz;
 mod maintenance;
 mod python_interop;
 mod quickstart;
