@@ -8,7 +8,7 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::spec::{Spec, SpecError, SpecErrors, Study};
-use crate::stages::Want;
+use crate::stages::{kinds_making, Want};
 
 /// The checked DAG of a spec. Indices are positions in `spec.stages`.
 #[derive(Debug)]
@@ -81,29 +81,29 @@ pub fn check(spec: &Spec) -> Result<(), SpecErrors> {
                     input.name,
                     names(spec.datasets.keys())
                 )),
-                (Want::Stage(kinds), _, Some(t)) if kinds.contains(&t.kind.name) => None,
-                (Want::Stage(kinds), _, Some(t)) => Some(format!(
+                (Want::Stage(products), _, Some(t)) if products.contains(&t.kind.produces) => None,
+                (Want::Stage(products), _, Some(t)) => Some(format!(
                     "`{}` is a `{}` stage, but a stage of kind {} is expected here",
                     input.name,
                     t.kind.name,
-                    kinds.join(" or ")
+                    kinds_making(products).join(" or ")
                 )),
-                (Want::Stage(kinds), true, None) => Some(format!(
+                (Want::Stage(products), true, None) => Some(format!(
                     "`{}` is a dataset, but a stage of kind {} is expected here",
                     input.name,
-                    kinds.join(" or ")
+                    kinds_making(products).join(" or ")
                 )),
-                (Want::Stage(kinds), false, None) => {
+                (Want::Stage(products), false, None) => {
                     let candidates: Vec<&String> = spec
                         .stages
                         .iter()
-                        .filter(|t| kinds.contains(&t.kind.name))
+                        .filter(|t| products.contains(&t.kind.produces))
                         .map(|t| &t.name)
                         .collect();
                     Some(format!(
                         "unknown stage `{}`; stages of kind {} defined: {}",
                         input.name,
-                        kinds.join(" or "),
+                        kinds_making(products).join(" or "),
                         names(candidates.into_iter())
                     ))
                 }

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::plan::{Plan, Planned};
 use crate::spec::Study;
+use crate::stages::Product;
 use crate::workspace::Workspace;
 
 /// Renders the card of the model stage `p`, whose verified files are in `files`.
@@ -39,10 +40,7 @@ pub fn render(
         .unwrap_or_default();
     let encoder = &cfg["encoder"];
     let _ = writeln!(s, "# `{}`: a text classifier exported by warmstart\n", p.name);
-    let how = match p.fingerprint.kind.as_str() {
-        "feature-extract" => "a frozen pretrained encoder with a head trained on its pooled features",
-        _ => "an encoder and head trained end to end",
-    };
+    let how = crate::stages::find_kind(&p.fingerprint.kind).map_or("", |k| k.summary);
     let _ = writeln!(s, "A `{}` stage: {how}.\n", p.fingerprint.kind);
     let _ = writeln!(s, "## Model\n");
     let _ = writeln!(s, "| | |\n|---|---|");
@@ -117,7 +115,10 @@ pub fn render(
         .inputs
         .values()
         .filter(|i| i.kind == "stage")
-        .find_map(|i| plan.all().find(|q| q.key == i.key && q.fingerprint.kind == "pretrain"));
+        .find_map(|i| {
+            plan.all()
+                .find(|q| q.key == i.key && q.produces() == Some(Product::Encoder))
+        });
     if let Some(q) = pretrain {
         let pp = &q.fingerprint.params;
         let data: Vec<String> = pp["data"]
@@ -139,7 +140,7 @@ pub fn render(
     let _ = writeln!(s, "\n## Evaluation\n");
     let evals: Vec<&Planned> = plan
         .all()
-        .filter(|q| q.variant == p.variant && q.fingerprint.kind == "evaluate")
+        .filter(|q| q.variant == p.variant && q.produces() == Some(Product::Metrics))
         .filter(|q| q.fingerprint.inputs.values().any(|i| i.key == p.key))
         .collect();
     if evals.is_empty() {

@@ -39,6 +39,13 @@ pub struct Planned {
     pub job: usize,
 }
 
+impl Planned {
+    /// What this stage's artefact is (from its kind in the registry).
+    pub fn produces(&self) -> Option<crate::stages::Product> {
+        crate::stages::product_of(&self.fingerprint.kind)
+    }
+}
+
 /// One unit of work: a distinct key. Stages of several variants with the same key share it.
 #[derive(Debug, Clone)]
 pub struct Job {

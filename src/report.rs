@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::plan::Plan;
 use crate::spec::Study;
+use crate::stages::Product;
 use crate::workspace::Workspace;
 
 /// One evaluate stage of one variant, with what the report needs.
@@ -36,7 +37,7 @@ pub struct Row {
 /// Collects the evaluate stages of every variant.
 pub fn rows(study: &Study, plan: &Plan, ws: &Workspace) -> Vec<Row> {
     let mut out = Vec::new();
-    for p in plan.all().filter(|p| p.fingerprint.kind == "evaluate") {
+    for p in plan.all().filter(|p| p.produces() == Some(Product::Metrics)) {
         let spec = &study.variants[p.variant];
         // Only verified entries are reported; a corrupt one reads as "not run".
         let read = |key: &str, file: &str| -> Option<Value> {
@@ -186,7 +187,7 @@ fn data_sizes(plan: &Plan, ws: &Workspace) -> Vec<(String, u64)> {
     // Row counts come from the first tokenize artefact of the first variant.
     for p in plan
         .all()
-        .filter(|p| p.fingerprint.kind == "tokenize" && p.variant == 0)
+        .filter(|p| p.produces() == Some(Product::Tokens) && p.variant == 0)
     {
         let Ok(files) = ws.store.verified_files(&p.key) else {
             continue;
@@ -610,7 +611,7 @@ fn html(study: &Study, plan: &Plan, ws: &Workspace, rows: &[Row]) -> String {
     // Pretraining curves.
     let mut pre_series = Vec::new();
     let mut pre_keys: Vec<String> = Vec::new();
-    for p in plan.all().filter(|p| p.fingerprint.kind == "pretrain") {
+    for p in plan.all().filter(|p| p.produces() == Some(Product::Encoder)) {
         let Ok(files) = ws.store.verified_files(&p.key) else {
             continue;
         };

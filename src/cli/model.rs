@@ -43,7 +43,7 @@ pub(super) fn trained_model(
             names.join(", ")
         )));
     };
-    if !["finetune", "feature-extract"].contains(&s.kind.name) {
+    if s.kind.produces != crate::stages::Product::Classifier {
         return Err(Failure::Usage(format!(
             "stage `{stage}` is a `{}` stage; predict and export need a finetune or feature-extract stage",
             s.kind.name

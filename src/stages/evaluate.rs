@@ -15,6 +15,7 @@ use crate::model::Dev;
 
 pub const KIND: Kind = Kind {
     name: "evaluate",
+    produces: super::Product::Metrics,
     version: 1,
     summary: "accuracy, macro-F1, per-class metrics and confusion matrix on a test set",
     parse: super::parse_as::<Evaluate>,
@@ -74,12 +75,12 @@ impl Stage for Evaluate {
             InputRef {
                 field: "model".into(),
                 name: self.model.clone(),
-                want: Want::Stage(&["finetune", "feature-extract"]),
+                want: Want::Stage(&[super::Product::Classifier]),
             },
             InputRef {
                 field: "from".into(),
                 name: self.from.clone(),
-                want: Want::Stage(&["pad"]),
+                want: Want::Stage(&[super::Product::Padded]),
             },
         ]
     }

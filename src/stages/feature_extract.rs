@@ -20,6 +20,7 @@ use crate::seqfile::read_padded;
 
 pub const KIND: Kind = Kind {
     name: "feature-extract",
+    produces: super::Product::Classifier,
     // 3: thread-count-independent LSTM gradients; per-parameter Adam steps (gradual
     // unfreezing); transformer positions from the first real token.
     // 8: the logistic head solved exactly (C by held-out log-loss on dev, or cross-validated;
@@ -150,12 +151,12 @@ impl Stage for FeatureExtract {
             InputRef {
                 field: "from".into(),
                 name: self.from.clone(),
-                want: Want::Stage(&["pad"]),
+                want: Want::Stage(&[super::Product::Padded]),
             },
             InputRef {
                 field: "encoder".into(),
                 name: self.encoder.clone(),
-                want: Want::Stage(&["pretrain"]),
+                want: Want::Stage(&[super::Product::Encoder]),
             },
         ]
     }

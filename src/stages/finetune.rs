@@ -18,6 +18,7 @@ use crate::model::Dev;
 
 pub const KIND: Kind = Kind {
     name: "finetune",
+    produces: super::Product::Classifier,
     // 3: thread-count-independent LSTM gradients; per-parameter Adam steps (gradual
     // unfreezing); transformer positions from the first real token.
     version: 3,
@@ -165,13 +166,13 @@ impl Stage for Finetune {
         let mut v = vec![InputRef {
             field: "from".into(),
             name: self.from.clone(),
-            want: Want::Stage(&["pad"]),
+            want: Want::Stage(&[super::Product::Padded]),
         }];
         if self.init != "random" {
             v.push(InputRef {
                 field: "init".into(),
                 name: self.init.clone(),
-                want: Want::Stage(&["pretrain"]),
+                want: Want::Stage(&[super::Product::Encoder]),
             });
         }
         v

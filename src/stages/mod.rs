@@ -33,6 +33,9 @@ pub type ParseFn = fn(serde_json::Value, &str) -> Result<Box<dyn Stage>, (String
 /// An entry of the registry: how to read one kind of stage from YAML.
 pub struct Kind {
     pub name: &'static str,
+    /// What its artefact is. Consumers ask for a product, never for a kind by name, so a new
+    /// kind that produces a classifier is usable by `evaluate`, `predict` and `export` as is.
+    pub produces: Product,
     /// Bumped when the artefact format or the algorithm changes; part of every key.
     pub version: u32,
     /// One line for `--help`-style listings.
@@ -82,12 +85,42 @@ where
     Ok(Box::new(crate::typed::typed::<T, _>(value, at)?))
 }
 
+/// What a stage's artefact holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Product {
+    /// A tokenizer and the encoded (ragged) datasets.
+    Tokens,
+    /// Fixed-length ids and masks (plus the tokenizer carried forward).
+    Padded,
+    /// A pretrained encoder (token embeddings or a whole network).
+    Encoder,
+    /// A trained classifier: the model folder `evaluate`, `predict` and `export` read.
+    Classifier,
+    /// Metrics of a classifier on a dataset.
+    Metrics,
+}
+
+/// The names of the kinds whose artefact is one of `products`, in registry order (for
+/// messages: "a stage of kind finetune or feature-extract is expected here").
+pub fn kinds_making(products: &[Product]) -> Vec<&'static str> {
+    REGISTRY
+        .iter()
+        .filter(|k| products.contains(&k.produces))
+        .map(|k| k.name)
+        .collect()
+}
+
+/// What the kind named `name` produces (`None` for a name no kind has).
+pub fn product_of(name: &str) -> Option<Product> {
+    find_kind(name).map(|k| k.produces)
+}
+
 /// What an input reference must point at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
     Dataset,
-    /// A stage of one of these kinds.
-    Stage(&'static [&'static str]),
+    /// A stage whose artefact is one of these.
+    Stage(&'static [Product]),
 }
 
 /// One name a stage reads, and the field (relative to the stage) that names it.

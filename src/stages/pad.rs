@@ -20,6 +20,7 @@ use crate::seqfile::{read_ragged, write_padded, Padded};
 
 pub const KIND: Kind = Kind {
     name: "pad",
+    produces: super::Product::Padded,
     version: 2,
     summary: "truncate/pad encoded datasets to a fixed length with an attention mask",
     parse: super::parse_as::<Pad>,
@@ -84,7 +85,7 @@ impl Stage for Pad {
         vec![InputRef {
             field: "from".into(),
             name: self.from.clone(),
-            want: Want::Stage(&["tokenize"]),
+            want: Want::Stage(&[super::Product::Tokens]),
         }]
     }
 

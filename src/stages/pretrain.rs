@@ -28,6 +28,7 @@ use crate::seqfile::{read_padded, read_ragged};
 
 pub const KIND: Kind = Kind {
     name: "pretrain",
+    produces: super::Product::Encoder,
     // 4: LSTM gradients summed over fixed row chunks; per-parameter Adam steps; transformer
     // positions from the first real token.
     // 5: word2vec objectives subsample frequent tokens (`subsample`, default 1e-4).
@@ -178,7 +179,7 @@ impl Stage for Pretrain {
         vec![InputRef {
             field: "from".into(),
             name: self.from.clone(),
-            want: Want::Stage(&["tokenize", "pad"]),
+            want: Want::Stage(&[super::Product::Tokens, super::Product::Padded]),
         }]
     }
 

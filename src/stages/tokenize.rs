@@ -29,6 +29,7 @@ use crate::seqfile::{write_ragged, Ragged};
 
 pub const KIND: Kind = Kind {
     name: "tokenize",
+    produces: super::Product::Tokens,
     // 2: words longer than MAX_TRAIN_WORD are left out of tokenizer training.
     version: 2,
     summary: "train a WordPiece/BPE/Unigram tokenizer and encode datasets to ids",

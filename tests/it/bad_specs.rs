@@ -248,7 +248,7 @@ fn cycle_is_rejected_library_level() {
             vec![InputRef {
                 field: "from".into(),
                 name: self.0.clone(),
-                want: Want::Stage(&["pad"]),
+                want: Want::Stage(&[warmstart::stages::Product::Padded]),
             }]
         }
         fn params(&self) -> serde_json::Value {
