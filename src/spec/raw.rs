@@ -115,7 +115,7 @@ impl Ctx {
                     self.push(
                         &format!("{at}.path"),
                         &format!(
-                            "cannot tell the format of `{}` from its extension; add `format:` (one of csv, tsv, jsonl, txt)",
+                            "cannot tell the format of `{}` from its extension; add `format:` (one of csv, tsv, jsonl, parquet, txt)",
                             d.path
                         ),
                     );

@@ -21,6 +21,7 @@ mod bad_specs;
 mod caching;
 mod fuzz;
 mod maintenance;
+mod parquet;
 mod python_interop;
 mod quickstart;
 mod report;

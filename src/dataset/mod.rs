@@ -1,7 +1,7 @@
 //! Datasets: the files a spec names, and how their texts and labels are read.
 //!
-//! Formats: `csv` and `tsv` (with a header row), `jsonl` (one object per line), `txt` (one text
-//! per non-empty line, no labels). Reading is strict: a missing column names the columns found,
+//! Formats: `csv` and `tsv` (with a header row), `jsonl` (one object per line), `parquet`
+//! (`parquet.rs`), `txt` (one text per non-empty line, no labels). Reading is strict: a missing column names the columns found,
 //! a bad row names its line, non-UTF-8 text names its line, a quote that is never closed names
 //! the row it opens. Nothing is silently dropped except blank lines in `txt` files.
 //!
@@ -14,6 +14,8 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+mod parquet;
 
 /// A dataset as declared in the spec, with its path resolved.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +38,7 @@ pub enum Format {
     Csv,
     Tsv,
     Jsonl,
+    Parquet,
     Txt,
 }
 
@@ -46,6 +49,7 @@ impl Format {
             "csv" => Some(Format::Csv),
             "tsv" => Some(Format::Tsv),
             "jsonl" | "ndjson" => Some(Format::Jsonl),
+            "parquet" | "pq" => Some(Format::Parquet),
             "txt" | "text" => Some(Format::Txt),
             _ => None,
         }
@@ -139,6 +143,7 @@ impl DatasetSpec {
                 }
                 Ok(())
             }
+            Format::Parquet => self.check_parquet(),
             Format::Jsonl => {
                 let f = File::open(&self.path).map_err(|source| DataError::Open {
                     path: self.path.clone(),
@@ -173,6 +178,7 @@ impl DatasetSpec {
             Format::Txt => self.read_txt()?,
             Format::Csv | Format::Tsv => self.read_csv()?,
             Format::Jsonl => self.read_jsonl()?,
+            Format::Parquet => self.read_parquet()?,
         };
         if rows.texts.is_empty() {
             let what = match self.format {
@@ -180,13 +186,14 @@ impl DatasetSpec {
                 Format::Txt => EMPTY_TXT,
                 Format::Csv | Format::Tsv => HEADER_ONLY,
                 Format::Jsonl => EMPTY_JSONL,
+                Format::Parquet => "the file has no rows; point the spec at the right file",
             };
             return Err(self.empty(what));
         }
         Ok(rows)
     }
 
-    fn empty(&self, what: &'static str) -> DataError {
+    pub(super) fn empty(&self, what: &'static str) -> DataError {
         DataError::Empty {
             path: self.path.clone(),
             what,
@@ -282,7 +289,7 @@ impl DatasetSpec {
         Ok(rows)
     }
 
-    fn row_error(&self, line: u64, message: String) -> DataError {
+    pub(super) fn row_error(&self, line: u64, message: String) -> DataError {
         DataError::Row {
             path: self.path.clone(),
             line,
