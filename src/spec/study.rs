@@ -31,6 +31,9 @@ pub struct Study {
     pub repeats: u64,
 }
 
+/// The most variants one spec may expand to.
+pub const MAX_VARIANTS: u64 = 10_000;
+
 impl Study {
     pub fn load(file: &Path, sets: &[String]) -> Result<Study, SpecErrors> {
         let text = std::fs::read_to_string(file).map_err(|e| {
@@ -218,6 +221,28 @@ impl Study {
                 last.to_string()
             }
         };
+        // Every variant is a whole spec in memory and a set of stages to plan: a study is
+        // capped, so that `repeats: 4294967296` is an error, not a machine out of memory.
+        let count = axes
+            .iter()
+            .try_fold((named.len() as u64).max(1), |n, (_, v)| n.checked_mul(v.len() as u64))
+            .and_then(|n| n.checked_mul(raw.repeats));
+        if count.is_none_or(|n| n > MAX_VARIANTS) {
+            let (field, what) = if raw.repeats > MAX_VARIANTS {
+                ("repeats", format!("repeats {} is too many", raw.repeats))
+            } else {
+                let shown = count.map_or("more than 2^64".to_string(), |n| n.to_string());
+                (
+                    "matrix",
+                    format!("the study expands to {shown} variants (variants × matrix values × repeats)"),
+                )
+            };
+            return Err(fail(
+                field,
+                spans.find(field),
+                format!("{what}; at most {MAX_VARIANTS} variants are supported"),
+            ));
+        }
         let mut combos: Vec<Vec<(usize, usize)>> = vec![Vec::new()];
         for (a, (_, vals)) in axes.iter().enumerate() {
             combos = combos

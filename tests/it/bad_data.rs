@@ -1023,3 +1023,21 @@ fn repeats_that_overflow_the_seed_are_a_spec_error() {
     );
     rejected_before_running(&p, &["repeats", "overflows"]);
 }
+
+/// Found by the spec fuzzer: a huge `repeats` (or a matrix whose product is huge) used to
+/// build every variant in memory until the machine ran out. Now a study is capped.
+#[test]
+fn a_study_of_too_many_variants_is_a_spec_error_not_an_out_of_memory() {
+    let p = project();
+    p.write("spec.yaml", &format!("{SPEC}repeats: 4294967296\n"));
+    rejected_before_running(&p, &["repeats", "at most 10000 variants"]);
+    let values: Vec<String> = (1..=120).map(|i| i.to_string()).collect();
+    p.write(
+        "spec.yaml",
+        &format!(
+            "{SPEC}matrix:\n  clf.epochs: [{v}]\n  seqs.max_len: [{v}]\nrepeats: 2\n",
+            v = values.join(", ")
+        ),
+    );
+    rejected_before_running(&p, &["matrix", "28800 variants", "at most 10000"]);
+}
