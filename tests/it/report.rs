@@ -145,6 +145,9 @@ fn report_and_compare_over_a_matrix_with_repeats() {
     render_in_chromium(&out_dir.join("index.html"), tmp.path());
 }
 
+/// Renders the whole report, then each chart on a page of its own (the report's `<head>`, so
+/// the same styles, and one `<figure>`), saving a screenshot per chart under
+/// `target/report-shots/` for a person to look at; each must render to a non-blank image.
 fn render_in_chromium(page: &Path, tmp: &Path) {
     let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
@@ -156,7 +159,36 @@ fn render_in_chromium(page: &Path, tmp: &Path) {
         );
         return;
     };
-    let shot = tmp.join("shot.png");
+    let png = screenshot(chromium, page, &tmp.join("shot.png"), tmp, "1100,1800");
+    // A blank page of this size compresses to a few kB; text, tables and plots do not.
+    assert!(png.len() > 30_000, "screenshot looks blank ({} bytes)", png.len());
+    println!(
+        "chromium rendered the report: {} byte screenshot, no console errors",
+        png.len()
+    );
+
+    let html = std::fs::read_to_string(page).unwrap();
+    let head = &html[..html.find("<body").expect("a <body>")];
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/report-shots");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut n = 0;
+    for (i, fig) in html.split("<figure>").skip(1).enumerate() {
+        let fig = fig.split("</figure>").next().unwrap();
+        let one = tmp.join(format!("chart-{i}.html"));
+        std::fs::write(&one, format!("{head}<body><figure>{fig}</figure></body></html>")).unwrap();
+        let png = screenshot(chromium, &one, &shots.join(format!("chart-{i}.png")), tmp, "800,600");
+        // A chart (axes, ticks, lines, legend) is several kB even compressed; an empty frame is
+        // a few hundred bytes.
+        assert!(png.len() > 4_000, "chart {i} looks blank ({} bytes)", png.len());
+        n += 1;
+    }
+    assert!(n >= 4, "expected at least four charts, screenshotted {n}");
+    println!("chromium rendered each of {n} charts alone: {}", shots.display());
+}
+
+/// Chromium's screenshot of `page` into `shot`; no console errors allowed. Returns the PNG.
+fn screenshot(chromium: &str, page: &Path, shot: &Path, tmp: &Path, size: &str) -> Vec<u8> {
     let out = Command::new(chromium)
         .args([
             "--headless",
@@ -169,8 +201,8 @@ fn render_in_chromium(page: &Path, tmp: &Path) {
             "--disable-sync",
             "--enable-logging=stderr",
             "--v=0",
-            "--window-size=1100,1800",
         ])
+        .arg(format!("--window-size={size}"))
         .arg(format!("--user-data-dir={}", tmp.join("chrome-profile").display()))
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", page.display()))
@@ -182,12 +214,7 @@ fn render_in_chromium(page: &Path, tmp: &Path) {
         .filter(|l| l.contains("CONSOLE") && (l.contains("rror") || l.contains("Uncaught")))
         .collect();
     assert!(console_errors.is_empty(), "console errors: {console_errors:?}");
-    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}); chromium said: {log}"));
+    let png = std::fs::read(shot).unwrap_or_else(|e| panic!("no screenshot ({e}); chromium said: {log}"));
     assert_eq!(&png[1..4], b"PNG");
-    // A blank page of this size compresses to a few kB; text, tables and plots do not.
-    assert!(png.len() > 30_000, "screenshot looks blank ({} bytes)", png.len());
-    println!(
-        "chromium rendered the report: {} byte screenshot, no console errors",
-        png.len()
-    );
+    png
 }
