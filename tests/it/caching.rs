@@ -701,3 +701,40 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
     let (code, _, err) = p.run(&["completions", "tcsh"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// The canonical parameters must not change by accident: the keys of the quickstart's stages
+/// are pinned. A refactor that changes one on purpose bumps that kind's `version` and updates
+/// this list (the stages' artefacts then rerun, which is the point).
+#[test]
+fn the_quickstart_keys_are_pinned() {
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.yaml");
+    let p = Project::empty();
+    let st = p.status_json(spec.to_str().unwrap(), &[]);
+    let got: Vec<(String, String)> = st["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["key"].as_str().unwrap()[..16].to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("tok", "a3ed30af1e1dc925"),
+        ("embed", "e412cd455bab5dd0"),
+        ("seqs", "8b77b6f0cee6f3e1"),
+        ("frozen", "7c0557618beb2221"),
+        ("test_frozen", "035997c82c35a447"),
+        ("tuned", "e7b0091e62cef26f"),
+        ("test_tuned", "b8ac981751a0b86f"),
+        ("scratch", "002e54374372d705"),
+        ("test_scratch", "f49d8a4fa2054ff4"),
+    ];
+    let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    assert_eq!(
+        got, want,
+        "a quickstart key changed: bump the kind's version if that was meant"
+    );
+}
