@@ -72,6 +72,9 @@ pub enum DataError {
     },
     #[error("{path}:{line}: {message}")]
     Row { path: PathBuf, line: u64, message: String },
+    /// A problem with the file as a whole (e.g. not a Parquet file).
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
     /// `what` says what is missing and what to do, e.g. "the file is empty (...)".
     #[error("{path}: {what}")]
     Empty { path: PathBuf, what: &'static str },

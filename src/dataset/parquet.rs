@@ -21,9 +21,8 @@ impl DatasetSpec {
             path: self.path.clone(),
             source,
         })?;
-        SerializedFileReader::new(f).map_err(|e| DataError::Row {
+        SerializedFileReader::new(f).map_err(|e| DataError::File {
             path: self.path.clone(),
-            line: 0,
             message: format!("not a readable Parquet file: {e}"),
         })
     }
@@ -59,9 +58,8 @@ impl DatasetSpec {
         Type::group_type_builder(root.name())
             .with_fields(keep)
             .build()
-            .map_err(|e| DataError::Row {
+            .map_err(|e| DataError::File {
                 path: self.path.clone(),
-                line: 0,
                 message: format!("cannot select the columns: {e}"),
             })
     }
@@ -82,9 +80,8 @@ impl DatasetSpec {
             texts: Vec::new(),
             labels: self.label.as_ref().map(|_| Vec::new()),
         };
-        let iter = reader.get_row_iter(Some(projection)).map_err(|e| DataError::Row {
+        let iter = reader.get_row_iter(Some(projection)).map_err(|e| DataError::File {
             path: self.path.clone(),
-            line: 0,
             message: format!("cannot read rows: {e}"),
         })?;
         for (i, row) in iter.enumerate() {

@@ -632,12 +632,12 @@ fn dataset_without_extension_or_format() {
 #[test]
 fn unknown_dataset_format() {
     let p = Project::new();
-    let spec = SPEC.replace("path: corpus.txt", "path: corpus.txt, format: parquet");
+    let spec = SPEC.replace("path: corpus.txt", "path: corpus.txt, format: xlsx");
     bad_spec(
         &p,
         &spec,
         "datasets.corpus.format",
-        Some("parquet"),
+        Some("xlsx"),
         &["parquet", "csv", "jsonl"],
     );
 }
