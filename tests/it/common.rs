@@ -435,3 +435,18 @@ pub fn store_checksums(ws: &Path) -> BTreeMap<String, String> {
     walk(&ws.join("store"), &ws.join("store"), &mut out);
     out
 }
+
+/// Runs the built `warmstart` with `--workspace ws` and `args`: (exit code, stdout, stderr).
+pub fn warmstart(ws: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_warmstart"))
+        .arg("--workspace")
+        .arg(ws)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -2,6 +2,7 @@
 //! only what no given spec references; an interrupted run (SIGKILL at random moments) never
 //! leaves an entry that a later run trusts, and the final metrics equal a clean run's.
 
+use crate::common::warmstart;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,20 +11,6 @@ use serde_json::Value;
 
 fn quickstart() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.yaml")
-}
-
-fn warmstart(ws: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_warmstart"))
-        .arg("--workspace")
-        .arg(ws)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn run(ws: &Path) -> Value {

@@ -16,13 +16,8 @@ fn python() -> Option<String> {
 }
 
 fn warmstart(ws: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_warmstart"))
-        .arg("--workspace")
-        .arg(ws)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, _, err) = crate::common::warmstart(ws, args);
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]

@@ -3,25 +3,12 @@
 //! as mean ± std; index.html renders in headless Chromium (where installed) without console
 //! errors and is not blank.
 
+use crate::common::warmstart;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn warmstart(ws: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_warmstart"))
-        .arg("--workspace")
-        .arg(ws)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn study(dir: &Path) -> PathBuf {
