@@ -50,11 +50,7 @@ pub fn typed<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
 
 /// Makes serde's messages read as instructions ("expected one of …").
 fn friendly(msg: &str) -> String {
-    // the YAML deserializer appends " at line N column M" where it knows one; the caller locates instead.
-    let m = match msg.find(" at line ") {
-        Some(i) => &msg[..i],
-        None => msg,
-    };
+    let m = strip_location(msg);
     if let Some(rest) = m.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or(rest);
         return format!("missing required field `{field}`");
@@ -80,4 +76,13 @@ fn friendly(msg: &str) -> String {
         .replace("f64", "a number")
         .replace("f32", "a number")
         .replace("expected struct ", "expected a mapping for ")
+}
+
+/// A deserializer's message without its " at line N column M" (YAML's appends one where it knows
+/// it): callers locate problems themselves, by field path.
+pub fn strip_location(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
 }

@@ -62,13 +62,6 @@ impl fmt::Display for SpecErrors {
 
 impl std::error::Error for SpecErrors {}
 
-pub(super) fn strip_location(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
-}
-
 pub(super) fn describe(v: &Value) -> String {
     match v {
         Value::Null => "nothing (null)".into(),

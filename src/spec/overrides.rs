@@ -3,7 +3,7 @@
 
 use serde_yaml::Value;
 
-use super::errors::strip_location;
+use crate::typed::strip_location;
 
 pub(super) const TOP_LEVEL_KEYS: [&str; 4] = ["name", "seed", "datasets", "stages"];
 

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
-use super::errors::strip_location;
 use super::overrides::{apply_value, parse_set, VARIANT_KEYS};
 use super::raw::{typed, RawVariants};
 use super::{Override, SpanIndex, Spec, SpecError, SpecErrors, StageSpec};
+use crate::typed::strip_location;
 
 /// A spec file expanded into its variants.
 ///
@@ -225,7 +225,7 @@ impl Study {
         // capped, so that `repeats: 4294967296` is an error, not a machine out of memory.
         let count = axes
             .iter()
-            .try_fold((named.len() as u64).max(1), |n, (_, v)| n.checked_mul(v.len() as u64))
+            .try_fold(named.len() as u64, |n, (_, v)| n.checked_mul(v.len() as u64))
             .and_then(|n| n.checked_mul(raw.repeats));
         if count.is_none_or(|n| n > MAX_VARIANTS) {
             let (field, what) = if raw.repeats > MAX_VARIANTS {
