@@ -84,7 +84,7 @@ const EMPTY_CSV: &str =
     "the file is empty (no header row); a csv/tsv dataset needs a header row naming its columns, then one row per example";
 const HEADER_ONLY: &str = "the file has a header row but no data rows; add rows, or point the spec at the right file";
 const EMPTY_TXT: &str = "no text: empty or only blank lines; a txt dataset needs one text per line";
-const EMPTY_FOLDER: &str = "the folder has no .txt files (a txt dataset folder is read as all the .txt files under it)";
+const EMPTY_FOLDER: &str = "the folder has no data files (a folder dataset is read as all the .txt, .csv, .tsv, .jsonl and .parquet files under it)";
 const EMPTY_JSONL: &str = "the file is empty (no JSON lines); a jsonl dataset needs one JSON object per line";
 
 /// The rows of a dataset: texts, and labels when the dataset has a label column.
@@ -105,6 +105,13 @@ impl DatasetSpec {
                 })?;
                 if files.is_empty() {
                     return Err(self.empty(EMPTY_FOLDER));
+                }
+                // Tabular files in the folder must have the text column: checked now, so that a
+                // csv without it is a spec error before anything runs, not a stage failure.
+                for f in files {
+                    if let Some(part) = self.folder_part(&f) {
+                        part.check_columns()?;
+                    }
                 }
                 Ok(())
             }
@@ -355,6 +362,10 @@ impl DatasetSpec {
         };
         let mut texts = Vec::new();
         for path in files {
+            if let Some(part) = self.folder_part(&path) {
+                texts.extend(part.read()?.texts);
+                continue;
+            }
             let mut f = File::open(&path).map_err(|source| DataError::Open {
                 path: path.clone(),
                 source,
@@ -381,6 +392,20 @@ impl DatasetSpec {
             );
         }
         Ok(Rows { texts, labels: None })
+    }
+
+    /// A tabular file (csv, tsv, jsonl, parquet) inside a folder dataset, read as a dataset of
+    /// its own: the folder's `text` column, never a label. `None` for the folder's text files.
+    fn folder_part(&self, path: &Path) -> Option<DatasetSpec> {
+        let format = Format::from_extension(path.to_str()?)?;
+        (format != Format::Txt).then(|| DatasetSpec {
+            name: self.name.clone(),
+            path: path.to_path_buf(),
+            rel_path: path.to_string_lossy().into_owned(),
+            format,
+            text: self.text.clone(),
+            label: None,
+        })
     }
 
     fn read_jsonl(&self) -> Result<Rows, DataError> {
@@ -482,7 +507,12 @@ pub fn sort_labels(labels: &mut [String]) {
     }
 }
 
-/// The `.txt`/`.tokens` files under a folder (recursively), sorted, for folder datasets.
+/// The data files under a folder (recursively), sorted, for folder datasets: `.txt`/`.tokens`
+/// files (a text per line) and tabular files (`.csv`, `.tsv`, `.jsonl`, `.parquet`: their text
+/// column). Other files (a README, a SOURCE.md) are not data and are left out.
+///
+/// Why tabular files too: unlabelled text often comes as a mix — a folder of corpora plus a csv
+/// of in-domain texts — and a folder is the one path a template's `general` entry takes.
 pub fn text_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -491,7 +521,11 @@ pub fn text_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             let p = e?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("txt" | "tokens")) {
+            } else if p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e == "tokens" || Format::from_extension(&format!("x.{e}")).is_some())
+            {
                 out.push(p);
             }
         }

@@ -318,11 +318,22 @@ fn txt_file_with_only_blank_lines_is_rejected_before_running() {
 }
 
 #[test]
-fn txt_folder_without_txt_files_is_rejected_before_running() {
+fn txt_folder_without_data_files_is_rejected_before_running() {
     let p = project();
     p.write("corpus_dir/notes.md", "the film was great\n");
     p.write("spec.yaml", &SPEC.replace("path: corpus.txt", "path: corpus_dir"));
-    rejected_before_running(&p, &["datasets.corpus.path", "corpus_dir", "no .txt files"]);
+    rejected_before_running(&p, &["datasets.corpus.path", "corpus_dir", "no data files"]);
+}
+
+/// A folder's csv must have the folder's text column: a spec error naming the csv and the
+/// columns it has, before anything runs.
+#[test]
+fn csv_in_a_text_folder_without_the_text_column_is_rejected_before_running() {
+    let p = project();
+    p.write("corpus_dir/a.txt", "the film was great\n");
+    p.write("corpus_dir/reviews.csv", "review,stars\nfine film,5\n");
+    p.write("spec.yaml", &SPEC.replace("path: corpus.txt", "path: corpus_dir"));
+    rejected_before_running(&p, &["reviews.csv", "`text` not found", "`review`, `stars`"]);
 }
 
 // ---------------------------------------------------------------------------------------------

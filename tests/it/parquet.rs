@@ -156,3 +156,35 @@ fn a_null_text_names_its_row_and_a_non_parquet_file_is_rejected() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A folder is unlabelled text from every data file under it: the lines of its `.txt` files
+/// and the text column of its csv and Parquet files (their labels unread); a README is not data.
+#[test]
+fn a_folder_dataset_reads_its_text_csv_and_parquet_files() {
+    let p = project();
+    p.write("mix/a.txt", &gen_corpus(300, 1));
+    p.write("mix/sub/b.csv", &csv_of(&rows(50, 4)));
+    write_parquet(&p.path().join("mix/c.parquet"), &rows(40, 5));
+    p.write("mix/README.md", "not data\n");
+    p.write(
+        "mix.yaml",
+        &SPEC
+            .replace("corpus: { path: corpus.txt }", "corpus: { path: mix }")
+            .replace("encode: [train, test]", "encode: [corpus, train, test]"),
+    );
+    let r = p.run_ok("mix.yaml", &[]);
+    let key = crate::common::stage(&r, "tok")["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.files(&key).join("meta.json")).expect("meta.json")).expect("json");
+    assert_eq!(meta["datasets"]["corpus"]["rows"], 300 + 50 + 40, "{meta:#}");
+    // The folder's content is its identity: a new csv under it reruns the tokenizer.
+    p.write("mix/sub/d.csv", &csv_of(&rows(10, 6)));
+    let again = p.run_ok("mix.yaml", &[]);
+    assert_ne!(
+        crate::common::stage(&again, "tok")["key"],
+        crate::common::stage(&r, "tok")["key"]
+    );
+}
