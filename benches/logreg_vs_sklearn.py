@@ -19,9 +19,12 @@ for d in sys.argv[1:]:
     f = load_file(f"{d}/features.safetensors")
     x, y = f["features"].astype(np.float64), f["labels"][:, 0].astype(int)
     rec = json.load(open(f"{d}/logistic.json"))
-    if not isinstance(rec["c"], (int, float)) or "head.ngram_w" in load_file(f"{d}/model.safetensors"):
-        continue  # n-gram heads: features are not stored; only pooled-vector heads are compared
-    c, ours = rec["c"], rec["objective"]
+    # "c": one C per block by name; only heads of one pooled block are compared (n-gram
+    # features are not stored, and several blocks are not one scikit-learn C).
+    if len(rec["c"]) != 1 or "head.ngram_w" in load_file(f"{d}/model.safetensors"):
+        continue
+    (block, c), = rec["c"].items()
+    ours = rec["objective"]
     mu, sd = x.mean(0), x.std(0)
     sd[sd < 1e-12] = 1.0
     z = (x - mu) / sd
@@ -41,7 +44,7 @@ for d in sys.argv[1:]:
     w = head["head.w"].astype(np.float64)
     b = head["head.b"].astype(np.float64)[0]
     agree = ((x @ w + b).argmax(1) == m.predict(z)).mean()
-    cv = LogisticRegressionCV(Cs=[r["c_dense"] for r in rec["cv_log_loss"]] or [c], cv=5, scoring="neg_log_loss", max_iter=10000).fit(z, y)
+    cv = LogisticRegressionCV(Cs=[r["c"][block] for r in rec["cv_log_loss"]] or [c], cv=5, scoring="neg_log_loss", max_iter=10000).fit(z, y)
     rel = (ours - theirs) / abs(theirs)
     worst = max(worst, rel)
     print(json.dumps({"entry": d, "rows": n, "c": c, "sklearn_cv_c": float(cv.C_[0]), "objective": ours,

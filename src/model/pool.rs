@@ -26,10 +26,20 @@ pub enum Pooling {
 
 impl Pooling {
     pub fn width(self, dim: usize) -> usize {
+        dim * self.parts().len()
+    }
+
+    /// The pooled vector's parts, in column order, each `dim` wide: a logistic head gives each
+    /// its own regularisation strength (and may switch one off), since max- and mean-pooled
+    /// vectors are not equally informative on every task.
+    pub fn parts(self) -> &'static [&'static str] {
         match self {
-            Pooling::Concat => 3 * dim,
-            Pooling::Meanmax => 2 * dim,
-            _ => dim,
+            Pooling::Mean => &["mean"],
+            Pooling::Max => &["max"],
+            Pooling::First => &["first"],
+            Pooling::Last => &["last"],
+            Pooling::Concat => &["last", "max", "mean"],
+            Pooling::Meanmax => &["max", "mean"],
         }
     }
 }

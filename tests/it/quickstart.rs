@@ -503,7 +503,7 @@ fn ngram_spec(dir: &Path, domain_csv: &str) -> PathBuf {
             "  test_scratch:",
             "  hybrid: { kind: feature-extract, from: seqs, encoder: embed, train: train, train_size: 100, ngrams: 2, unlabelled: [domain] }\n  \
              linear: { kind: feature-extract, from: seqs, encoder: embed, train: train, train_size: 100, ngrams: 2, pooled: false }\n  \
-             selftrained: { kind: feature-extract, from: seqs, encoder: embed, train: train, train_size: 100, ngrams: 2, unlabelled: [domain], rounds: 2 }\n  \
+             selftrained: { kind: feature-extract, from: seqs, encoder: embed, train: train, train_size: 100, ngrams: 2, unlabelled: [domain], rounds: 2, pooling: meanmax }\n  \
              test_hybrid: { kind: evaluate, model: hybrid, from: seqs, data: test }\n  \
              test_linear: { kind: evaluate, model: linear, from: seqs, data: test }\n  \
              test_selftrained: { kind: evaluate, model: selftrained, from: seqs, data: test }\n  \
@@ -558,6 +558,12 @@ fn ngram_heads_learn_and_read_no_label_beyond_the_budget() {
         let a = accuracy(r, stage);
         assert!(a > min, "{stage}: accuracy {a} (expected > {min})");
     }
+    // The template's head: `meanmax` pooling gives the max and the mean part a C each, beside
+    // the n-grams' (a number, or "off" where the selection switched the block off).
+    let files = w.join("store").join(stage(r, "selftrained")["key"].as_str().unwrap()).join("files");
+    let record: Value = serde_json::from_slice(&std::fs::read(files.join("logistic.json")).unwrap()).unwrap();
+    let blocks: Vec<&str> = record["c"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    assert_eq!(blocks, ["max", "mean", "ngrams"], "{record:#}");
     // `idf: all` (idf also over the unlabelled texts) is a different model with its own key,
     // and it learns too.
     let (code, out, err) = ws(w, &["run", spec.to_str().unwrap(), "--json", "--set", "hybrid.idf=all"]);

@@ -90,9 +90,10 @@ pub fn self_train(
         let rows = Rows {
             dense: &dense,
             d,
+            parts: l.parts,
             sparse: l.sparse.map(|(_, b)| (&sparse[..], b)),
         };
-        let mut next = fit_with(rows, &ys, k, base.c, seed);
+        let mut next = fit_with(rows, &ys, k, base.c.clone(), seed);
         next.cv_loss = base.cv_loss.clone();
         let dev_log_loss = dev.map(|(rows, yd)| log_loss(&next, rows, yd));
         let kept = match (dev_log_loss, best_dev) {

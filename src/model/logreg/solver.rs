@@ -44,7 +44,7 @@ pub(super) fn softmax(row: &mut [f32]) -> f64 {
 }
 
 /// Objective and gradient over `rows` at C = `c`.
-pub(super) fn objective(z: &Z, y: &[u32], rows: &[usize], c: Reg, theta: &[f64]) -> (f64, Vec<f64>) {
+pub(super) fn objective(z: &Z, y: &[u32], rows: &[usize], c: &Reg, theta: &[f64]) -> (f64, Vec<f64>) {
     let (d, k) = (z.d, z.k);
     let n = rows.len().max(1) as f64;
     let mut p = logits(z, rows, theta);
@@ -84,11 +84,13 @@ pub(super) fn objective(z: &Z, y: &[u32], rows: &[usize], c: Reg, theta: &[f64])
             g[nw + cl] += v as f64 / n;
         }
     }
-    let (lam_d, lam_s) = (1.0 / (c.dense * n), 1.0 / (c.sparse * n));
+    // The penalty per weight: its dense part's C, or the sparse block's.
+    let lam: Vec<f64> = z.part_of_column().iter().map(|&p| 1.0 / (c.dense[p] * n)).collect();
+    let lam_s = 1.0 / (c.sparse * n);
     for i in 0..nw {
-        let lam = if i < d * k { lam_d } else { lam_s };
-        g[i] += lam * theta[i];
-        f += 0.5 * lam * theta[i] * theta[i];
+        let l = if i < d * k { lam[i / k] } else { lam_s };
+        g[i] += l * theta[i];
+        f += 0.5 * l * theta[i] * theta[i];
     }
     (f, g)
 }
@@ -99,27 +101,40 @@ pub(super) fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// L-BFGS (memory 10) with a backtracking Armijo line search; stops when the largest gradient
 /// component falls below 1e-5 or after 500 iterations. Returns the parameters and objective.
-pub(super) fn solve(z: &Z, y: &[u32], rows: &[usize], c: Reg, warm: Option<&[f64]>) -> (Vec<f64>, f64) {
+pub(super) fn solve(z: &Z, y: &[u32], rows: &[usize], c: &Reg, warm: Option<&[f64]>) -> (Vec<f64>, f64) {
     // A block switched off is left out of the problem (its weights exactly 0), not given a
     // vanishing C: that would make the problem too ill-conditioned for L-BFGS.
-    let (dk, sk, k) = (z.d * z.k, z.slots.len() * z.k, z.k);
-    if c.dense_off() && z.d > 0 {
-        let (t, f) = solve_lbfgs(&z.sparse_only(), y, rows, c, None);
-        let mut full = vec![0.0; dk];
-        full.extend(t);
-        return (full, f);
+    let keep: Vec<bool> = c.dense.iter().map(|&cp| cp > OFF).collect();
+    let sparse = !c.sparse_off();
+    if keep.iter().all(|&k| k) && (sparse || !z.has_sparse()) {
+        return solve_lbfgs(z, y, rows, c, warm);
     }
-    if c.sparse_off() && !z.slots.is_empty() {
-        let (t, f) = solve_lbfgs(&z.dense_only(), y, rows, c, None);
-        let mut full = t[..dk].to_vec();
-        full.extend(std::iter::repeat_n(0.0, sk));
-        full.extend_from_slice(&t[dk..dk + k]);
-        return (full, f);
+    let zr = z.restrict(&keep, sparse);
+    let cr = Reg {
+        dense: c.dense.iter().zip(&keep).filter(|(_, &k)| k).map(|(&v, _)| v).collect(),
+        sparse: c.sparse,
+    };
+    let (t, f) = solve_lbfgs(&zr, y, rows, &cr, None);
+    // Back to the whole problem's layout: [dense columns × k][sparse columns × k][bias × k].
+    let k = z.k;
+    let mut full = vec![0.0; z.dim()];
+    let mut at = 0;
+    for (j, p) in z.part_of_column().into_iter().enumerate() {
+        if keep[p] {
+            full[j * k..(j + 1) * k].copy_from_slice(&t[at * k..(at + 1) * k]);
+            at += 1;
+        }
     }
-    solve_lbfgs(z, y, rows, c, warm)
+    let (dk, sk) = (z.d * k, z.slots.len() * k);
+    if sparse && z.has_sparse() {
+        full[dk..dk + sk].copy_from_slice(&t[zr.d * k..zr.d * k + sk]);
+    }
+    let nb = t.len() - k;
+    full[dk + sk..].copy_from_slice(&t[nb..]);
+    (full, f)
 }
 
-pub(super) fn solve_lbfgs(z: &Z, y: &[u32], rows: &[usize], c: Reg, warm: Option<&[f64]>) -> (Vec<f64>, f64) {
+pub(super) fn solve_lbfgs(z: &Z, y: &[u32], rows: &[usize], c: &Reg, warm: Option<&[f64]>) -> (Vec<f64>, f64) {
     const M: usize = 10;
     let dim = z.dim();
     let mut theta = warm.map(<[f64]>::to_vec).unwrap_or_else(|| vec![0.0; dim]);
