@@ -14,6 +14,7 @@ use crate::spec::{SpecErrors, Study};
 use crate::workspace::Workspace;
 
 mod compare;
+mod completions;
 mod exec_job;
 mod model;
 mod run;
@@ -83,7 +84,11 @@ enum Command {
     /// Run one stage job on a cluster node (what `--executor slurm` submits).
     #[command(hide = true)]
     ExecJob { job: PathBuf },
-    /// Print a shell completion script: `warmstart completions bash > /etc/bash_completion.d/warmstart`.
+    /// The spec's stage names, one per line (what the bash completion script asks).
+    #[command(hide = true)]
+    CompleteStages { spec: PathBuf },
+    /// Print a shell completion script: `warmstart completions bash > /etc/bash_completion.d/warmstart`
+    /// (bash also completes stage names from the spec after `predict SPEC`, `export SPEC`, `--force`).
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -272,10 +277,10 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         }
         Command::ExecJob { job } => exec_job(&cli.workspace, &job),
         Command::Completions { shell } => {
-            use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "warmstart", &mut std::io::stdout());
+            completions::print(shell).map_err(|e| Failure::Failed(format!("cannot write the script: {e}")))?;
             Ok(0)
         }
+        Command::CompleteStages { spec } => Ok(completions::stages(&spec)),
         Command::Schema => {
             println!("{:#}", crate::schema::spec_schema());
             Ok(0)

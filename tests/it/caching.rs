@@ -702,6 +702,65 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// The bash script completes stage names from the spec where a stage is expected (after
+/// `predict SPEC`, `export SPEC` and `run SPEC --force`), and still completes commands
+/// elsewhere; a spec that does not load completes nothing rather than printing an error.
+#[test]
+fn bash_completes_stage_names_from_the_spec() {
+    let p = Project::empty();
+    let (code, script, err) = p.run(&["completions", "bash"]);
+    assert_eq!(code, 0, "{err}");
+    p.write("completion.bash", &script);
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.yaml");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_warmstart"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let complete = |words: &[&str]| -> Vec<String> {
+        let line = words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
+        let script = format!(
+            "source completion.bash; COMP_WORDS=({line}); COMP_CWORD={}; COMP_LINE=\"{}\"; COMP_POINT=${{#COMP_LINE}}; \
+             _warmstart_with_stages warmstart '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            words.len() - 1,
+            words.join(" "),
+            words[words.len() - 1],
+            words[words.len() - 2],
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(p.path())
+            .env(
+                "PATH",
+                format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()),
+            )
+            .output()
+            .expect("bash");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let spec = spec.to_str().unwrap();
+    let all = complete(&["warmstart", "predict", spec, ""]);
+    for stage in ["tok", "embed", "frozen", "tuned", "scratch"] {
+        assert!(all.iter().any(|s| s == stage), "predict SPEC <tab>: {all:?}");
+    }
+    assert_eq!(complete(&["warmstart", "export", spec, "tu"]), ["tuned"]);
+    assert_eq!(
+        complete(&["warmstart", "--workspace", "w", "run", spec, "--force", "scr"]),
+        ["scratch"]
+    );
+    // Elsewhere clap's completion: commands after `warmstart`.
+    let commands = complete(&["warmstart", "val"]);
+    assert!(commands.iter().any(|c| c == "validate"), "{commands:?}");
+    // A spec that does not load: nothing, and no error text in the prompt.
+    p.write("broken.yaml", "stages: [\n");
+    assert!(complete(&["warmstart", "predict", "broken.yaml", ""]).is_empty());
+}
+
 /// The canonical parameters must not change by accident: the keys of the quickstart's stages
 /// are pinned. A refactor that changes one on purpose bumps that kind's `version` and updates
 /// this list (the stages' artefacts then rerun, which is the point).

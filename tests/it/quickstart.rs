@@ -560,7 +560,10 @@ fn ngram_heads_learn_and_read_no_label_beyond_the_budget() {
     }
     // The template's head: `meanmax` pooling gives the max and the mean part a C each, beside
     // the n-grams' (a number, or "off" where the selection switched the block off).
-    let files = w.join("store").join(stage(r, "selftrained")["key"].as_str().unwrap()).join("files");
+    let files = w
+        .join("store")
+        .join(stage(r, "selftrained")["key"].as_str().unwrap())
+        .join("files");
     let record: Value = serde_json::from_slice(&std::fs::read(files.join("logistic.json")).unwrap()).unwrap();
     let blocks: Vec<&str> = record["c"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
     assert_eq!(blocks, ["max", "mean", "ngrams"], "{record:#}");

@@ -472,40 +472,16 @@ fn dense_parts_get_their_own_c_and_a_noise_part_drops_out() {
     // The signal part alone (its three columns), selected the same way.
     let cols = |v: &[f32]| -> Vec<f32> { v.chunks(9).flat_map(|r| r[..3].to_vec()).collect() };
     let (xs, xds) = (cols(&x), cols(&xd));
-    let alone = fit_select(
+    fn rows_of(dense: &[f32]) -> Rows<'_> {
         Rows {
-            dense: &xs,
+            dense,
             d: 3,
             parts: &[],
             sparse: None,
-        },
-        &y,
-        2,
-        None,
-        Some((
-            Rows {
-                dense: &xds,
-                d: 3,
-                parts: &[],
-                sparse: None,
-            },
-            &yd,
-        )),
-        1,
-    );
-    let (joint, one) = (
-        log_loss(&m, dev, &yd),
-        log_loss(
-            &alone,
-            Rows {
-                dense: &xds,
-                d: 3,
-                parts: &[],
-                sparse: None,
-            },
-            &yd,
-        ),
-    );
+        }
+    }
+    let alone = fit_select(rows_of(&xs), &y, 2, None, Some((rows_of(&xds), &yd)), 1);
+    let (joint, one) = (log_loss(&m, dev, &yd), log_loss(&alone, rows_of(&xds), &yd));
     assert!(
         joint <= one + 0.01,
         "two parts {joint} vs the signal part alone {one} ({:?})",

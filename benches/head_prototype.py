@@ -1,0 +1,142 @@
+"""Head prototypes on the transfer suite's stored artefacts, in scikit-learn: which feature
+blocks beside the pooled vectors are worth building (no self-training; a C per block by dev
+log-loss: the joint decade grid, then one coordinate pass with "off").
+
+    ARMS=base,max,idfmean,nb,char OMP_NUM_THREADS=1 $BLENV/bin/python benches/head_prototype.py OUT SET...
+
+OUT is a finished `benches/transfer_suite.sh` output folder (its workspaces hold the tokenizer
+and the pretrained vectors; its subsets.json the label draws). Prints one JSON line per set,
+budget (100 / 500), seed and arm. Arms: base = mean vectors + word uni+bigram TF-IDF; max = a
+max-pooled block beside them; idfmean = idf-weighted mean instead of the mean; nb = NB-weighted
+binary uni+bigrams (NBSVM's log-count ratios; multi-class: the largest one-vs-rest |r|)
+instead of TF-IDF; char = char_wb 2-5-gram TF-IDF as a third block; linear / nbonly = the
+sparse block alone."""
+import csv, glob, json, sys, itertools, time
+import numpy as np
+import scipy.sparse as sp
+from safetensors.numpy import load_file
+from tokenizers import Tokenizer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+
+csv.field_size_limit(1 << 30)
+OUT = sys.argv[1]
+SETS = sys.argv[2:]
+ARMS = [a for a in (__import__("os").environ.get("ARMS", "base,char,max,charmax,idfmean,base_char").split(","))]
+GRID = [10 ** (k / 2) for k in range(-6, 7, 2)]  # 0.001 .. 1000, decades
+
+
+def rows(p):
+    with open(p, newline="", encoding="utf-8") as f:
+        return [(r["text"], r["label"]) for r in csv.DictReader(f)]
+
+
+def store_files(ws, stage, report):
+    for s in report["stages"]:
+        if s["name"].split("@")[0] == stage:
+            return glob.glob(f"{ws}/store/{s['key']}/files")[0]
+
+
+def fit(blocks, scales, y):
+    x = sp.hstack([b * np.sqrt(c) for b, c in zip(blocks, scales)]).tocsr()
+    return LogisticRegression(C=1.0, max_iter=3000).fit(x, y)
+
+
+def design(blocks, scales):
+    return sp.hstack([b * np.sqrt(c) for b, c in zip(blocks, scales)]).tocsr()
+
+
+def select(tr, ytr, dv, ydv, classes):
+    """Per-block C: joint grid, then two passes of coordinate search (each block also 'off')."""
+    nb = len(tr)
+    def loss(sc):
+        m = fit(tr, sc, ytr)
+        return log_loss(ydv, m.predict_proba(design(dv, sc)), labels=m.classes_)
+    best = min(((loss([c] * nb), [c] * nb) for c in GRID), key=lambda t: t[0])
+    for _ in range(1):
+        for b in range(nb):
+            for c in GRID + [1e-9]:
+                sc = list(best[1]); sc[b] = c
+                l = loss(sc)
+                if l < best[0] - 1e-9:
+                    best = (l, sc)
+    return best[1]
+
+
+def main():
+    for ds in SETS:
+        t0 = time.time()
+        ws = f"{OUT}/ws/{ds}"
+        rep = json.load(open(f"{OUT}/{ds}.warmstart.json"))
+        tokf = store_files(ws, "tok", rep) + "/tokenizer.json"
+        tok = Tokenizer.from_file(tokf)
+        E = load_file(store_files(ws, "vectors", rep) + "/encoder.safetensors")["encoder.embedding"]
+        data = {s: rows(f"{OUT}/data/{ds}/{s}.csv") for s in ("train", "dev", "test")}
+        ids = {s: [e.ids[:512] for e in tok.encode_batch([t for t, _ in r])] for s, r in data.items()}
+        toks = {s: [" ".join(map(str, i)) for i in v] for s, v in ids.items()}
+        # idf of token ids over the domain (= train) texts
+        df = np.zeros(E.shape[0])
+        for i in ids["train"]:
+            df[list(set(i))] += 1
+        idf = np.log((1 + len(ids["train"])) / (1 + df)) + 1
+        def pool(s, how):
+            out = np.zeros((len(ids[s]), E.shape[1]), dtype=np.float32)
+            for r, i in enumerate(ids[s]):
+                if not i:
+                    continue
+                v = E[i]
+                if how == "mean":
+                    out[r] = v.mean(0)
+                elif how == "max":
+                    out[r] = v.max(0)
+                elif how == "idfmean":
+                    w = idf[i]
+                    out[r] = (v * w[:, None]).sum(0) / w.sum()
+            return out
+        pooled = {how: {s: pool(s, how) for s in ids} for how in ("mean", "max", "idfmean")}
+        subsets = json.load(open(f"{OUT}/{ds}.subsets.json"))
+        chinese = ds.startswith("cn_")
+        for key, sub in sorted(subsets.items()):
+            budget, seed = key.split("/")
+            if budget == "all":
+                continue
+            ytr = np.array([data["train"][i][1] for i in sub]); ydv = np.array([l for _, l in data["dev"]]); yte = np.array([l for _, l in data["test"]])
+            def dense(how):
+                tr = pooled[how]["train"][sub]; mu = tr.mean(0); sd = tr.std(0) + 1e-6
+                return {s: sp.csr_matrix((pooled[how][s][sub] if s == "train" else pooled[how][s]) - mu) / sd for s in ("train", "dev", "test")}
+            def words():
+                v = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), token_pattern=r"\S+")
+                tr = v.fit_transform([toks["train"][i] for i in sub])
+                return {"train": tr, "dev": v.transform(toks["dev"]), "test": v.transform(toks["test"])}
+            def chars():
+                v = TfidfVectorizer(sublinear_tf=True, analyzer="char_wb", ngram_range=(1, 3) if chinese else (2, 5), lowercase=True)
+                tr = v.fit_transform([data["train"][i][0] for i in sub])
+                return {"train": tr, "dev": v.transform([t for t, _ in data["dev"]]), "test": v.transform([t for t, _ in data["test"]])}
+            def nb():
+                v = TfidfVectorizer(use_idf=False, norm=None, binary=True, ngram_range=(1, 2), token_pattern=r"\S+")
+                tr = v.fit_transform([toks["train"][i] for i in sub])
+                cl = sorted(set(ytr)); rs = []
+                for c in cl:
+                    p = 1 + np.asarray(tr[ytr == c].sum(0)).ravel(); q = 1 + np.asarray(tr[ytr != c].sum(0)).ravel()
+                    rs.append(np.log((p / p.sum()) / (q / q.sum())))
+                r = np.abs(np.array(rs)).max(0)
+                D = sp.diags(r)
+                def f(m):
+                    m = (m @ D).tocsr(); n = np.sqrt(np.asarray(m.multiply(m).sum(1)).ravel()) + 1e-9
+                    return sp.diags(1 / n) @ m
+                return {"train": f(tr), "dev": f(v.transform(toks["dev"])), "test": f(v.transform(toks["test"]))}
+            blocks = {"nb": nb(), "mean": dense("mean"), "max": dense("max"), "idfmean": dense("idfmean"), "words": words(), "chars": chars()}
+            arms = {"base": ["mean", "words"], "char": ["mean", "words", "chars"], "max": ["mean", "max", "words"],
+                    "charmax": ["mean", "max", "words", "chars"], "idfmean": ["idfmean", "words"], "base_char": ["mean", "chars"], "nb": ["mean", "nb"], "nbwords": ["mean", "words", "nb"], "linear": ["words"], "nbonly": ["nb"]}
+            for arm in ARMS:
+                names = arms[arm]
+                tr = [blocks[n]["train"] for n in names]; dv = [blocks[n]["dev"] for n in names]; te = [blocks[n]["test"] for n in names]
+                sc = select(tr, ytr, dv, ydv, None)
+                m = fit(tr, sc, ytr)
+                acc = float((m.predict(design(te, sc)) == yte).mean())
+                print(json.dumps({"set": ds, "budget": budget, "seed": seed, "arm": arm, "acc": round(100 * acc, 2), "c": sc}), flush=True)
+        print(f"# {ds} {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
+
+
+main()

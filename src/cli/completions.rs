@@ -1,0 +1,72 @@
+//! `warmstart completions SHELL`: clap_complete's script for the commands and flags, and, for
+//! bash, stage names completed from the spec on the command line.
+//!
+//! Why a hidden command and a wrapper: clap_complete's static scripts know the command tree,
+//! not the stage names, which live in the spec a user is typing about. The bash script asks
+//! `warmstart complete-stages SPEC` (silent, exit 0 on any error, so a half-typed spec never
+//! prints into the prompt) wherever a stage is expected: `predict SPEC <stage>`, `export SPEC
+//! <stage>` and `run SPEC --force <stage>`; everywhere else it defers to clap's function.
+//! zsh and fish get clap's scripts as they are (commands and flags).
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::CommandFactory;
+
+/// Options that take a value (the next word is not a positional argument).
+const TAKES_VALUE: &str =
+    "--workspace|--color|--set|--jobs|-j|--executor|--slurm-arg|--out|--model|--input|--format|--force";
+
+/// Writes the completion script for `shell` to stdout.
+pub fn print(shell: clap_complete::Shell) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut super::Cli::command(), "warmstart", &mut out);
+    if shell == clap_complete::Shell::Bash {
+        out.write_all(bash_stages().as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The bash wrapper: stage names where a stage is expected, clap's `_warmstart` elsewhere.
+fn bash_stages() -> String {
+    format!(
+        r#"
+# Stage names from the spec (warmstart complete-stages SPEC) where a stage is expected.
+_warmstart_with_stages() {{
+    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="${{COMP_WORDS[COMP_CWORD-1]}}"
+    local sub="" spec="" npos=0 skip=0 i w
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w="${{COMP_WORDS[i]}}"
+        if ((skip)); then skip=0; continue; fi
+        case "$w" in
+            {TAKES_VALUE}) skip=1; continue ;;
+            -*) continue ;;
+        esac
+        if [[ -z "$sub" ]]; then sub="$w"; continue; fi
+        npos=$((npos + 1))
+        [[ $npos -eq 1 ]] && spec="$w"
+    done
+    if [[ -n "$spec" ]] && {{ [[ "$prev" == "--force" && "$sub" == "run" ]] ||
+        [[ ( "$sub" == "predict" || "$sub" == "export" ) && $npos -eq 1 && "$prev" != -* ]]; }}; then
+        COMPREPLY=($(compgen -W "$(warmstart complete-stages "$spec" 2>/dev/null)" -- "$cur"))
+        return 0
+    fi
+    _warmstart "$@"
+}}
+complete -F _warmstart_with_stages -o bashdefault -o default warmstart
+"#
+    )
+}
+
+/// `warmstart complete-stages SPEC`: the spec's stage names, one per line, in file order;
+/// nothing when the spec does not load (completion must stay silent).
+pub fn stages(spec: &Path) -> i32 {
+    if let Ok(study) = crate::pipeline::load(spec, &[]) {
+        if let Some(v) = study.variants.first() {
+            for s in &v.stages {
+                println!("{}", s.name);
+            }
+        }
+    }
+    0
+}
