@@ -13,9 +13,25 @@ use std::path::Path;
 
 use clap::CommandFactory;
 
-/// Options that take a value (the next word is not a positional argument).
-const TAKES_VALUE: &str =
-    "--workspace|--color|--set|--jobs|-j|--executor|--slurm-arg|--out|--model|--input|--format|--force";
+/// Every option of every command that takes a value (the next word is then not a positional
+/// argument), as a bash `case` pattern — read from the clap definition, so it cannot drift.
+fn options_with_values() -> String {
+    fn collect(cmd: &clap::Command, out: &mut Vec<String>) {
+        for a in cmd
+            .get_arguments()
+            .filter(|a| !a.is_positional() && a.get_action().takes_values())
+        {
+            out.extend(a.get_long().map(|l| format!("--{l}")));
+            out.extend(a.get_short().map(|c| format!("-{c}")));
+        }
+        cmd.get_subcommands().for_each(|sub| collect(sub, out));
+    }
+    let mut out = Vec::new();
+    collect(&super::Cli::command(), &mut out);
+    out.sort();
+    out.dedup();
+    out.join("|")
+}
 
 /// Writes the completion script for `shell` to stdout.
 pub fn print(shell: clap_complete::Shell) -> std::io::Result<()> {
@@ -29,6 +45,7 @@ pub fn print(shell: clap_complete::Shell) -> std::io::Result<()> {
 
 /// The bash wrapper: stage names where a stage is expected, clap's `_warmstart` elsewhere.
 fn bash_stages() -> String {
+    let takes_value = options_with_values();
     format!(
         r#"
 # Stage names from the spec (warmstart complete-stages SPEC) where a stage is expected.
@@ -39,7 +56,7 @@ _warmstart_with_stages() {{
         w="${{COMP_WORDS[i]}}"
         if ((skip)); then skip=0; continue; fi
         case "$w" in
-            {TAKES_VALUE}) skip=1; continue ;;
+            {takes_value}) skip=1; continue ;;
             -*) continue ;;
         esac
         if [[ -z "$sub" ]]; then sub="$w"; continue; fi

@@ -521,10 +521,8 @@ pub fn text_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             let p = e?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| e == "tokens" || Format::from_extension(&format!("x.{e}")).is_some())
+            } else if p.extension().is_some_and(|e| e == "tokens")
+                || p.to_str().and_then(Format::from_extension).is_some()
             {
                 out.push(p);
             }

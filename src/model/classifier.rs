@@ -330,6 +330,14 @@ impl Classifier {
         } else {
             Vec::new()
         };
+        let ngram_head = match self.cfg.ngrams {
+            Some(ng) => Some((
+                ng,
+                self.params.get("head.ngram_idf")?.as_vec(),
+                self.params.get("head.ngram_w")?.as_vec(),
+            )),
+            None => None,
+        };
         for start in (0..data.rows()).step_by(512) {
             let end = (start + 512).min(data.rows());
             let b = end - start;
@@ -339,12 +347,10 @@ impl Classifier {
                 let x = self.features(dev, &data.ids[start * l..end * l], &data.mask[start * l..end * l], b)?;
                 self.head(x)?.as_vec()
             };
-            if let Some(ng) = self.cfg.ngrams {
-                let idf = self.params.get("head.ngram_idf")?.as_vec();
-                let w = self.params.get("head.ngram_w")?.as_vec();
+            if let Some((ng, idf, w)) = &ngram_head {
                 let rows = ngrams::features(
-                    ng,
-                    &idf,
+                    *ng,
+                    idf,
                     &data.ids[start * l..end * l],
                     &data.mask[start * l..end * l],
                     l,

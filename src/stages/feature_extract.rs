@@ -527,47 +527,38 @@ impl Stage for FeatureExtract {
     }
 }
 
+/// Each block's name and C, in column order (the pooled parts, then `ngrams`); `None` where
+/// the selection switched the block off.
+fn named_cs<'a>(names: &[&'a str], c: &logreg::Reg, sparse: bool) -> Vec<(&'a str, Option<f64>)> {
+    let on = |v: f64| (v > logreg::OFF).then_some(v);
+    let mut blocks: Vec<_> = names.iter().zip(&c.dense).map(|(&n, &v)| (n, on(v))).collect();
+    if sparse {
+        blocks.push(("ngrams", on(c.sparse)));
+    }
+    blocks
+}
+
 /// Each block's C by name (`{"mean": 0.01, "max": "off", "ngrams": 10}`), as `logistic.json`
 /// records it.
 fn block_cs(names: &[&str], c: &logreg::Reg, sparse: bool) -> serde_json::Value {
-    let value = |v: f64| {
-        if v <= logreg::OFF {
-            serde_json::json!("off")
-        } else {
-            serde_json::json!(v)
-        }
-    };
-    let mut m = serde_json::Map::new();
-    for (name, &v) in names.iter().zip(&c.dense) {
-        m.insert((*name).to_string(), value(v));
-    }
-    if sparse {
-        m.insert("ngrams".into(), value(c.sparse));
-    }
+    let m: serde_json::Map<String, serde_json::Value> = named_cs(names, c, sparse)
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v.map_or_else(|| "off".into(), Into::into)))
+        .collect();
     serde_json::Value::Object(m)
 }
 
 /// The chosen C's for the stage summary: "C 0.01 (mean) / off (max) / 10 (n-grams)"; one
 /// block: "C 0.01".
 fn describe_cs(names: &[&str], c: &logreg::Reg, sparse: bool) -> String {
-    let show = |v: f64| {
-        if v <= logreg::OFF {
-            "off".to_string()
-        } else {
-            format!("{v}")
-        }
-    };
-    let mut blocks: Vec<(String, f64)> = names.iter().zip(&c.dense).map(|(n, &v)| (n.to_string(), v)).collect();
-    if sparse {
-        blocks.push(("n-grams".into(), c.sparse));
-    }
-    match &blocks[..] {
+    let show = |v: Option<f64>| v.map_or_else(|| "off".to_string(), |v| format!("{v}"));
+    match &named_cs(names, c, sparse)[..] {
         [(_, v)] => format!("C {}", show(*v)),
-        _ => format!(
+        blocks => format!(
             "C {}",
             blocks
                 .iter()
-                .map(|(n, v)| format!("{} ({n})", show(*v)))
+                .map(|(n, v)| format!("{} ({})", show(*v), if *n == "ngrams" { "n-grams" } else { n }))
                 .collect::<Vec<_>>()
                 .join(" / ")
         ),

@@ -26,7 +26,7 @@ pub(super) fn folds(y: &[u32], k: usize, nfolds: usize, seed: u64) -> Vec<usize>
 /// of the four mean test accuracies): dev log-loss 290.4, cross-validated log-loss 288.7, dev
 /// macro-F1 285.1 — macro-F1 favoured the minority class at the expense of accuracy (mpqa, 500
 /// labels: 74.4 % against 78.5 %).
-pub(super) fn choose(z: &Z, y: &[u32], holdout: &Holdout, grid: &[Reg]) -> (Reg, Vec<(Reg, f64)>) {
+pub(super) fn choose(z: &Z, y: &[u32], holdout: &Holdout, grid: &[Reg]) -> (Reg, f64, Vec<(Reg, f64)>) {
     let (n, k) = (y.len(), z.k);
     // Per grid point: summed held-out log-loss.
     let mut loss = vec![0.0f64; grid.len()];
@@ -51,7 +51,7 @@ pub(super) fn choose(z: &Z, y: &[u32], holdout: &Holdout, grid: &[Reg]) -> (Reg,
             let smallest = counts.iter().copied().filter(|&c| c > 0).min().unwrap_or(0);
             let nfolds = smallest.min(5);
             if nfolds < 2 {
-                return (Reg::all(1.0, z.parts.len()), Vec::new());
+                return (Reg::all(1.0, z.parts.len()), f64::INFINITY, Vec::new());
             }
             let fold = folds(y, k, nfolds, *seed);
             for f in 0..nfolds {
@@ -79,7 +79,7 @@ pub(super) fn choose(z: &Z, y: &[u32], holdout: &Holdout, grid: &[Reg]) -> (Reg,
             best = i;
         }
     }
-    (grid[best].clone(), curve)
+    (grid[best].clone(), curve[best].1, curve)
 }
 
 /// Every block's C, judged on `holdout`: one C for all blocks over [`C_GRID`] (half decades),
@@ -96,16 +96,11 @@ pub(super) fn choose(z: &Z, y: &[u32], holdout: &Holdout, grid: &[Reg]) -> (Reg,
 /// head on IMDB with every label took 321 s instead of 150 s, over the template's 15 minutes).
 pub(super) fn select(z: &Z, y: &[u32], holdout: &Holdout) -> (Reg, Vec<(Reg, f64)>) {
     let parts = z.parts.len();
-    let (mut best, mut curve) = choose(z, y, holdout, &C_GRID.map(|c| Reg::all(c, parts)));
+    let (mut best, mut best_loss, mut curve) = choose(z, y, holdout, &C_GRID.map(|c| Reg::all(c, parts)));
     if z.blocks() <= 1 {
         return (best, curve);
     }
-    let mut best_loss = curve
-        .iter()
-        .find(|(c, _)| *c == best)
-        .map(|&(_, l)| l)
-        .unwrap_or(f64::INFINITY);
-    // Block `b`: 0 = the sparse block (when there is one), then the dense parts.
+    // The sparse block (`None`, when there is one) first, then the dense parts.
     let order: Vec<Option<usize>> = z
         .has_sparse()
         .then_some(None)
@@ -127,12 +122,7 @@ pub(super) fn select(z: &Z, y: &[u32], holdout: &Holdout) -> (Reg, Vec<(Reg, f64
             .filter(|r| !(r.dense_off() && (r.sparse_off() || !z.has_sparse())))
             .filter(|r| *r != best)
             .collect();
-        let (c, tried) = choose(z, y, holdout, &grid);
-        let loss = tried
-            .iter()
-            .find(|(r, _)| *r == c)
-            .map(|&(_, l)| l)
-            .unwrap_or(f64::INFINITY);
+        let (c, loss, tried) = choose(z, y, holdout, &grid);
         curve.extend(tried);
         if loss < best_loss - 1e-12 {
             best = c;

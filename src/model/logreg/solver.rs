@@ -84,13 +84,18 @@ pub(super) fn objective(z: &Z, y: &[u32], rows: &[usize], c: &Reg, theta: &[f64]
             g[nw + cl] += v as f64 / n;
         }
     }
-    // The penalty per weight: its dense part's C, or the sparse block's.
-    let lam: Vec<f64> = z.part_of_column().iter().map(|&p| 1.0 / (c.dense[p] * n)).collect();
-    let lam_s = 1.0 / (c.sparse * n);
-    for i in 0..nw {
-        let l = if i < d * k { lam[i / k] } else { lam_s };
-        g[i] += l * theta[i];
-        f += 0.5 * l * theta[i] * theta[i];
+    // The penalty per weight: its dense part's C (the parts' columns in order), or the sparse
+    // block's.
+    let spans = z.parts.iter().map(|&w| w * k).zip(c.dense.iter().copied());
+    let spans = spans.chain(std::iter::once((nw - d * k, c.sparse)));
+    let mut at = 0;
+    for (len, cb) in spans {
+        let l = 1.0 / (cb * n);
+        for i in at..at + len {
+            g[i] += l * theta[i];
+            f += 0.5 * l * theta[i] * theta[i];
+        }
+        at += len;
     }
     (f, g)
 }
