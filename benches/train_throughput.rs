@@ -138,7 +138,19 @@ fn main() {
             ..EncoderSpec::default()
         };
         let reporter = Reporter::hidden();
-        let (_, _, tps) = warmstart::model::lm::train(&dev, &pieces, V, 5, &spec, &s, &reporter.stage("lm")).unwrap();
+        let (_, _, tps) = warmstart::model::lm::train(
+            &dev,
+            &pieces,
+            V,
+            5,
+            &spec,
+            &s,
+            warmstart::model::LoopCtx {
+                progress: &reporter.stage("lm"),
+                checkpoint: &warmstart::checkpoint::Checkpoint::off(),
+            },
+        )
+        .unwrap();
         println!("{name:32} {:>7} {:10.0} tokens/s", "", tps);
     }
     for skipgram in [false, true] {
@@ -158,7 +170,18 @@ fn main() {
             subsample: 0.0,
         };
         let reporter = Reporter::hidden();
-        let (_, _, tps) = warmstart::model::cbow::train(&dev, &rows, V, 5, &s, &reporter.stage("w2v")).unwrap();
+        let (_, _, tps) = warmstart::model::cbow::train(
+            &dev,
+            &rows,
+            V,
+            5,
+            &s,
+            warmstart::model::LoopCtx {
+                progress: &reporter.stage("w2v"),
+                checkpoint: &warmstart::checkpoint::Checkpoint::off(),
+            },
+        )
+        .unwrap();
         let name = if skipgram {
             "word2vec skip-gram (1 thread)"
         } else {

@@ -16,6 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::checkpoint::Checkpoint;
 use crate::plan::Plan;
 use crate::progress::Reporter;
 use crate::spec::Study;
@@ -335,6 +336,7 @@ pub fn execute(
         inputs.insert(inp.name, v);
     }
     let out = pending.files();
+    let checkpoint = Checkpoint::for_key(&ws.checkpoints_dir(), &p.key);
     let ctx = StageCtx {
         name: &p.name,
         out: &out,
@@ -342,6 +344,7 @@ pub fn execute(
         // A stage whose key leaves the seed out must not depend on it: it gets a fixed one.
         seed: if s.stage.uses_seed() { spec.seed } else { 0 },
         progress,
+        checkpoint: &checkpoint,
     };
     let outcome = match catch_unwind(AssertUnwindSafe(|| s.stage.run(&ctx))) {
         Ok(r) => r?,
@@ -364,9 +367,14 @@ pub fn execute(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         seconds: t.elapsed().as_secs_f64(),
-        summary: outcome.summary,
+        summary: match checkpoint.resumed_from() {
+            Some(e) => format!("{} (resumed after epoch {e})", outcome.summary),
+            None => outcome.summary,
+        },
         metrics: outcome.metrics,
         files: BTreeMap::new(),
     };
-    ws.store.commit(pending, meta)
+    let committed = ws.store.commit(pending, meta)?;
+    checkpoint.clear();
+    Ok(committed)
 }

@@ -92,6 +92,7 @@ impl Reporter {
                 pos: 0,
                 msg: String::new(),
                 last_line: None,
+                resumed: 0,
             }),
         }
     }
@@ -120,6 +121,8 @@ struct Inner {
     msg: String,
     /// When the last plain epoch line was printed.
     last_line: Option<Instant>,
+    /// Epochs done before this process started (a resumed checkpoint), left out of the ETA.
+    resumed: usize,
 }
 
 impl Progress {
@@ -162,7 +165,8 @@ impl Progress {
     /// stages add nothing to a log and long ones are never silent for long.
     pub fn epoch(&self, done: usize, of: usize, measured: &str) {
         let elapsed = self.started.elapsed().as_secs_f64();
-        let eta = elapsed / done.max(1) as f64 * of.saturating_sub(done) as f64;
+        let here = done.saturating_sub(self.lock().resumed).max(1);
+        let eta = elapsed / here as f64 * of.saturating_sub(done) as f64;
         let text = format!("epoch {done}/{of}: {measured}");
         if self.plain {
             let mut g = self.lock();
@@ -181,6 +185,27 @@ impl Progress {
             );
         } else {
             self.message(&text);
+        }
+    }
+
+    /// The loop continues from a checkpoint after `epochs` completed epochs, at bar position
+    /// `position`: said once (on a terminal or in the log), and the ETA counts only the
+    /// epochs run here.
+    pub fn resumed(&self, epochs: usize, position: u64) {
+        let mut g = self.lock();
+        g.resumed = epochs;
+        g.pos = position;
+        if let Some(b) = &g.bar {
+            b.set_position(position);
+        }
+        drop(g);
+        let line = format!("{}: resuming after epoch {epochs} (checkpoint)", self.name);
+        match (&self.multi, self.plain) {
+            (Some(m), _) => {
+                let _ = m.println(line);
+            }
+            (None, true) => eprintln!("{line}"),
+            (None, false) => {}
         }
     }
 

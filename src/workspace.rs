@@ -7,6 +7,8 @@
 //!   filehash.json        path → (size, mtime, blake3): skip re-reading unchanged datasets
 //!   state/<pipeline>.json  the fingerprint each stage had when it last completed, so that
 //!                          `status` can say *why* a stage is stale
+//!   checkpoints/<key>/   training state between epochs of a stage not yet committed, so a
+//!                          killed run resumes (crate::checkpoint); removed on commit or by gc
 //! ```
 
 use std::collections::BTreeMap;
@@ -75,6 +77,12 @@ impl Workspace {
         file.set_len(0)?;
         write!(file, "pid {}", std::process::id())?;
         Ok(RunLock { file })
+    }
+
+    /// `checkpoints/<key>/`: training state of stages that have not committed yet
+    /// (crate::checkpoint).
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.dir.join("checkpoints")
     }
 
     fn state_path(&self, pipeline: &str) -> PathBuf {

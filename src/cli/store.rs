@@ -56,6 +56,19 @@ pub(super) fn gc(workspace: &Path, specs: &[PathBuf], dry_run: bool) -> Result<i
     if !dry_run {
         bytes += ws.store.clear_tmp()?;
     }
+    // Checkpoints of stages no spec plans any more can never be resumed.
+    if let Ok(dirs) = std::fs::read_dir(ws.checkpoints_dir()) {
+        for d in dirs.filter_map(|d| d.ok()) {
+            if keep.contains(&*d.file_name().to_string_lossy()) {
+                continue;
+            }
+            bytes += folder_bytes(&d.path());
+            if !dry_run {
+                std::fs::remove_dir_all(d.path())
+                    .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", d.path().display()))?;
+            }
+        }
+    }
     let verb = if dry_run { "would free" } else { "freed" };
     println!(
         "{verb} {:.1} MB in {n} entries; kept {} referenced by {} spec(s)",
@@ -64,4 +77,16 @@ pub(super) fn gc(workspace: &Path, specs: &[PathBuf], dry_run: bool) -> Result<i
         specs.len()
     );
     Ok(0)
+}
+
+fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => folder_bytes(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
 }

@@ -85,6 +85,38 @@ impl Adam {
         }
         Ok(())
     }
+
+    /// The moments as tensors `m.<name>` / `v.<name>` (1 × n) added to `into`, and each
+    /// tensor's step count: everything a resumed run needs to take the same next step.
+    pub fn save_state(&self, into: &mut Params) -> BTreeMap<String, i32> {
+        let dev = Cpu::default();
+        let mut steps = BTreeMap::new();
+        for (name, st) in &self.moments {
+            for (prefix, m) in [("m.", &st.m), ("v.", &st.v)] {
+                let t = dev.tensor_from_vec(m.to_vec(), (1, m.len()));
+                into.tensors.insert(format!("{prefix}{name}"), t);
+            }
+            steps.insert(name.clone(), st.t);
+        }
+        steps
+    }
+
+    /// Restores what [`Adam::save_state`] wrote.
+    pub fn load_state(&mut self, from: &Params, steps: &BTreeMap<String, i32>) -> anyhow::Result<()> {
+        let dev = Cpu::default();
+        self.moments.clear();
+        for (name, &t) in steps {
+            let moment = |prefix: &str| -> anyhow::Result<Moment> {
+                let src = from.get(&format!("{prefix}{name}"))?.as_vec();
+                let mut m = dev.try_alloc_len(src.len()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                m.copy_from_slice(&src);
+                Ok(m)
+            };
+            let (m, v) = (moment("m.")?, moment("v.")?);
+            self.moments.insert(name.clone(), State { m, v, t });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use rand_distr::WeightedAliasIndex;
 use serde::{Deserialize, Serialize};
 
 use super::ops::dot;
-use super::{Dev, Params};
+use super::{resume, Dev, Params};
 
 #[derive(Debug, Clone)]
 pub struct CbowSettings {
@@ -156,6 +156,17 @@ impl Tables {
     }
 }
 
+/// What [`train`] needs to continue after an epoch (see `resume.rs`); the input and output
+/// tables travel as tensors `emb` and `out`.
+#[derive(Serialize, Deserialize)]
+struct CbowState {
+    rng: String,
+    order: Vec<usize>,
+    log: Vec<PretrainLog>,
+    speed: Vec<f64>,
+    seen: usize,
+}
+
 /// Trains input embeddings (`encoder.embedding`, vocab × dim) on token rows `data`; returns them and the
 /// per-epoch losses, and the training speed in tokens per second (kept out of the artefact:
 /// it is the one thing that differs between identical runs).
@@ -165,8 +176,9 @@ pub fn train(
     vocab: usize,
     specials: usize,
     s: &CbowSettings,
-    progress: &crate::progress::Progress,
+    lc: super::LoopCtx,
 ) -> Result<(Params, Vec<PretrainLog>, f64)> {
+    let progress = lc.progress;
     let (train_rows, held_rows) = super::split_held_out(usable(data, specials as u32), s.held_out);
     let tokens: usize = train_rows.iter().map(Vec::len).sum();
     if tokens == 0 {
@@ -199,8 +211,22 @@ pub fn train(
     let mut kept: Vec<u32> = Vec::new();
     let mut log = Vec::new();
     let mut speed = Vec::new();
+    let mut first = 0;
     progress.set_length((s.epochs * train_rows.len()) as u64);
-    for epoch in 0..s.epochs {
+    if let Some((done, st, tensors)) = resume::load::<CbowState>(dev, lc.checkpoint) {
+        let table = |name: &str| -> Result<Vec<f32>> {
+            let v = tensors.get(name)?.as_vec();
+            if v.len() != vocab * d {
+                bail!("checkpoint's `{name}` has {} values, not {}", v.len(), vocab * d);
+            }
+            Ok(v)
+        };
+        (t.emb, t.out) = (table("emb")?, table("out")?);
+        resume::set_rng_pos(&mut rng, &st.rng)?;
+        (order, log, speed, seen, first) = (st.order, st.log, st.speed, st.seen, done);
+        progress.resumed(done, (done * train_rows.len()) as u64);
+    }
+    for epoch in first..s.epochs {
         use rand::seq::SliceRandom;
         let started = std::time::Instant::now();
         order.shuffle(&mut rng);
@@ -266,6 +292,22 @@ pub fn train(
         if let Some(l) = log.last() {
             let measured = format!("train loss {:.4}, held-out loss {:.4}", l.train_loss, l.held_out_loss);
             progress.epoch(epoch + 1, s.epochs, &measured);
+        }
+        if epoch + 1 < s.epochs && lc.checkpoint.due() {
+            let mut tensors = Params::default();
+            for (name, v) in [("emb", &t.emb), ("out", &t.out)] {
+                tensors
+                    .tensors
+                    .insert(name.into(), dev.tensor_from_vec(v.clone(), (vocab, d)));
+            }
+            let state = CbowState {
+                rng: resume::rng_pos(&rng),
+                order: order.clone(),
+                log: log.clone(),
+                speed: speed.clone(),
+                seen,
+            };
+            resume::save(lc.checkpoint, epoch + 1, &state, &tensors);
         }
     }
     let mut params = Params::default();

@@ -5,6 +5,8 @@
 //! `encoder.embedding` (vocab × dim), `head.w1`/`head.b1` (MLP hidden layer, if any),
 //! `head.w`/`head.b` (output layer).
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Result};
 use dfdx::prelude::*;
 use rand::seq::SliceRandom;
@@ -16,6 +18,7 @@ use super::adam::Adam;
 pub use super::encoder::{EncoderSpec, EncoderType};
 use super::ngrams::{self, NgramSpec};
 use super::pool::{pool, Pooling};
+use super::resume;
 use super::{check_finite, uniform, zeros, Dev, Params, Tp, T2};
 use crate::metrics::Metrics;
 use crate::seqfile::Padded;
@@ -105,6 +108,19 @@ impl TrainSettings {
             .unwrap_or(0);
         self.encoder_lr_scale / self.layer_lr_decay.powi(depth as i32)
     }
+}
+
+/// What [`Classifier::train`] needs to continue after an epoch (see `resume.rs`); the
+/// parameters, best parameters and moments travel as tensors beside it.
+#[derive(Serialize, Deserialize)]
+struct TrainState {
+    adam_steps: BTreeMap<String, i32>,
+    best_accuracy: Option<f64>,
+    rng: String,
+    order: Vec<usize>,
+    history: Vec<EpochLog>,
+    since_best: usize,
+    step: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -381,8 +397,9 @@ impl Classifier {
         train: &Padded,
         devset: Option<&Padded>,
         s: &TrainSettings,
-        progress: &crate::progress::Progress,
+        lc: super::LoopCtx,
     ) -> Result<Vec<EpochLog>> {
+        let progress = lc.progress;
         let n = train.rows();
         if n == 0 {
             bail!("the training set is empty");
@@ -408,8 +425,17 @@ impl Classifier {
         let mut best: Option<(f64, Params)> = None;
         let mut since_best = 0;
         let mut step = 0usize;
+        let mut first = 0;
         progress.set_length(s.epochs as u64);
-        for epoch in 0..s.epochs {
+        if let Some((done, st, t)) = resume::load::<TrainState>(dev, lc.checkpoint) {
+            self.params = resume::take(&t, "p.");
+            opt.load_state(&t, &st.adam_steps)?;
+            best = st.best_accuracy.map(|a| (a, resume::take(&t, "best.")));
+            resume::set_rng_pos(&mut rng, &st.rng)?;
+            (order, history, since_best, step, first) = (st.order, st.history, st.since_best, st.step, done);
+            progress.resumed(done, done as u64);
+        }
+        for epoch in first..s.epochs {
             let trainable = s.trainable_in(epoch);
             order.shuffle(&mut rng);
             let mut loss_sum = 0.0f64;
@@ -459,6 +485,23 @@ impl Classifier {
             progress.epoch(epoch + 1, s.epochs, &measured);
             if s.patience > 0 && since_best >= s.patience {
                 break;
+            }
+            if epoch + 1 < s.epochs && lc.checkpoint.due() {
+                let mut t = Params::default();
+                resume::put(&mut t, "p.", &self.params);
+                if let Some((_, b)) = &best {
+                    resume::put(&mut t, "best.", b);
+                }
+                let state = TrainState {
+                    adam_steps: opt.save_state(&mut t),
+                    best_accuracy: best.as_ref().map(|(a, _)| *a),
+                    rng: resume::rng_pos(&rng),
+                    order: order.clone(),
+                    history: history.clone(),
+                    since_best,
+                    step,
+                };
+                resume::save(lc.checkpoint, epoch + 1, &state, &t);
             }
         }
         if let Some((_, p)) = best {

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use super::adam::Adam;
 use super::cbow::PretrainLog;
 use super::encoder::EncoderSpec;
-use super::{check_finite, ops, Dev, Params, Tp};
+use super::{check_finite, ops, resume, Dev, Params, Tp};
 use crate::artefact::MASK_ID;
 
 #[derive(Debug, Clone)]
@@ -111,6 +111,18 @@ fn batch_loss<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
     Ok(ops::softmax_xent(dev, h, p("encoder.embedding")?, cands, &targets))
 }
 
+/// What [`train`] needs to continue after an epoch (see `resume.rs`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LmState {
+    adam_steps: std::collections::BTreeMap<String, i32>,
+    rng: String,
+    order: Vec<usize>,
+    log: Vec<PretrainLog>,
+    step: usize,
+    tokens: usize,
+    seconds: f64,
+}
+
 /// Trains the encoder; returns its parameters (`encoder.*`), the per-epoch log and the
 /// training speed in tokens per second.
 pub fn train(
@@ -120,8 +132,9 @@ pub fn train(
     specials: u32,
     spec: &EncoderSpec,
     s: &LmSettings,
-    progress: &crate::progress::Progress,
+    lc: super::LoopCtx,
 ) -> Result<(Params, Vec<PretrainLog>, f64)> {
+    let progress = lc.progress;
     let spec = spec.resolved();
     let l = s.max_len;
     // Pieces of at most l tokens (specials dropped); a piece needs two tokens to predict from.
@@ -156,8 +169,16 @@ pub fn train(
     let mut step = 0usize;
     let mut tokens = 0usize;
     let mut seconds = 0.0f64;
+    let mut first = 0;
     progress.set_length((s.epochs * steps_per_epoch) as u64);
-    for epoch in 0..s.epochs {
+    if let Some((done, st, t)) = resume::load::<LmState>(dev, lc.checkpoint) {
+        params = resume::take(&t, "p.");
+        opt.load_state(&t, &st.adam_steps)?;
+        resume::set_rng_pos(&mut rng, &st.rng)?;
+        (order, log, step, tokens, seconds, first) = (st.order, st.log, st.step, st.tokens, st.seconds, done);
+        progress.resumed(done, (done * steps_per_epoch) as u64);
+    }
+    for epoch in first..s.epochs {
         order.shuffle(&mut rng);
         let (mut sum, mut n) = (0.0f64, 0usize);
         let started = std::time::Instant::now();
@@ -198,6 +219,20 @@ pub fn train(
         });
         let measured = format!("train loss {:.4}, held-out loss {held_loss:.4}", sum / n.max(1) as f64);
         progress.epoch(epoch + 1, s.epochs, &measured);
+        if epoch + 1 < s.epochs && lc.checkpoint.due() {
+            let mut t = Params::default();
+            resume::put(&mut t, "p.", &params);
+            let state = LmState {
+                adam_steps: opt.save_state(&mut t),
+                rng: resume::rng_pos(&rng),
+                order: order.clone(),
+                log: log.clone(),
+                step,
+                tokens,
+                seconds,
+            };
+            resume::save(lc.checkpoint, epoch + 1, &state, &t);
+        }
     }
     Ok((params, log, tokens as f64 / seconds.max(1e-9)))
 }

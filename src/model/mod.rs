@@ -24,6 +24,7 @@ pub mod lstm;
 pub mod ngrams;
 pub mod ops;
 pub mod pool;
+pub mod resume;
 pub mod transformer;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,14 @@ pub type T2 = Tensor<(usize, usize), f32, Dev>;
 pub type Tp = OwnedTape<f32, Dev>;
 /// Hands out a parameter by name on tape type `T` (see the module docs on gradient plumbing).
 pub type ParamFn<'a, T> = &'a dyn Fn(&str) -> Result<Tensor<(usize, usize), f32, Dev, T>>;
+
+/// What a training loop reports to and saves into, besides its data and settings: the
+/// stage's progress handle and its checkpoints (both outside the artefact).
+#[derive(Clone, Copy)]
+pub struct LoopCtx<'a> {
+    pub progress: &'a crate::progress::Progress,
+    pub checkpoint: &'a crate::checkpoint::Checkpoint,
+}
 
 /// Named 2-D parameters (vectors are stored as 1 × n).
 #[derive(Clone, Debug, Default)]

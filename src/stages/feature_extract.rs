@@ -497,7 +497,7 @@ impl Stage for FeatureExtract {
                 gradual_unfreeze: false,
                 layer_lr_decay: 1.0,
             };
-            let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.progress)?;
+            let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.loop_ctx())?;
             let n = history.len();
             (history, format!("{n} epochs"))
         };

@@ -297,7 +297,7 @@ impl Stage for Finetune {
             gradual_unfreeze: self.gradual_unfreeze,
             layer_lr_decay: self.layer_lr_decay as f32,
         };
-        let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.progress)?;
+        let history = model.train(&dev, &train, devset.as_ref(), &settings, ctx.loop_ctx())?;
         save_model(ctx.out, src, &model, &history)?;
         let full_rows = meta.tok.datasets.get(&self.train).map(|d| d.rows).unwrap_or(0);
         classify::record_train_rows(ctx.out, full_rows, self.train_size, &train_rows)?;

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint::Checkpoint;
 use crate::dataset::DatasetSpec;
 use crate::progress::Progress;
 
@@ -168,6 +169,9 @@ pub struct StageCtx<'a> {
     pub inputs: &'a BTreeMap<String, Input>,
     pub seed: u64,
     pub progress: &'a Progress,
+    /// Where training loops leave their state between epochs, so a killed run resumes
+    /// (keyed by the stage's key; the artefact is the same bytes either way).
+    pub checkpoint: &'a Checkpoint,
 }
 
 impl StageCtx<'_> {
@@ -175,6 +179,14 @@ impl StageCtx<'_> {
         match self.inputs.get(name) {
             Some(Input::Dataset(d)) => Ok(d),
             _ => anyhow::bail!("internal: `{name}` is not a dataset input of stage `{}`", self.name),
+        }
+    }
+
+    /// What a training loop in `model/` gets of this context.
+    pub fn loop_ctx(&self) -> crate::model::LoopCtx<'_> {
+        crate::model::LoopCtx {
+            progress: self.progress,
+            checkpoint: self.checkpoint,
         }
     }
 

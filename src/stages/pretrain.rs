@@ -352,7 +352,7 @@ impl Stage for Pretrain {
                 specials as u32,
                 &self.encoder,
                 &settings,
-                ctx.progress,
+                ctx.loop_ctx(),
             )?
         } else {
             let settings = CbowSettings {
@@ -366,7 +366,7 @@ impl Stage for Pretrain {
                 held_out: self.held_out,
                 subsample: self.subsample(),
             };
-            cbow::train(&dev, &data, tok.vocab_size, specials, &settings, ctx.progress)?
+            cbow::train(&dev, &data, tok.vocab_size, specials, &settings, ctx.loop_ctx())?
         };
         params.save(&ctx.out.join("encoder.safetensors"))?;
         let last = history.last().map(|h| h.held_out_loss).unwrap_or(f64::NAN);

@@ -11,6 +11,7 @@
 //! | `variants` | variants, matrix and repeats share stages and compare |
 //! | `report` | the report's files, and its HTML rendered by a headless browser |
 //! | `maintenance` | verify, gc, and SIGKILLed runs that leave nothing half-trusted |
+//! //! | `resume` | a killed training stage resumes from its checkpoint and commits the uninterrupted bytes |
 //! | `python_interop` | an exported model loads in Python's safetensors/tokenizers |
 //! | `slurm` | `run --executor slurm` against a real single-node Slurm |
 
@@ -25,5 +26,6 @@ mod parquet;
 mod python_interop;
 mod quickstart;
 mod report;
+mod resume;
 mod slurm;
 mod variants;

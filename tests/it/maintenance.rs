@@ -146,6 +146,9 @@ fn sigkill_at_random_moments_never_leaves_a_trusted_partial_entry() {
         x ^= x << 17;
         let delay = x % (span[round % 4] * 3 / 4).max(50);
         let mut child = Command::new(env!("CARGO_BIN_EXE_warmstart"))
+            // A checkpoint after every epoch: kills land in training loops and in saves, and
+            // the stages that resume must still end at the clean run's metrics.
+            .env("WARMSTART_CHECKPOINT_EVERY", "0")
             .arg("--workspace")
             .arg(&ws)
             .args(["run", spec.to_str().unwrap(), "--jobs", "2"])
