@@ -168,6 +168,7 @@ fn main() {
             held_out: 0.0,
             // Raw kernel speed: every token is trained on.
             subsample: 0.0,
+            shards: 1,
         };
         let reporter = Reporter::hidden();
         let (_, _, tps) = warmstart::model::cbow::train(

@@ -35,7 +35,8 @@ pub const KIND: Kind = Kind {
     // 6: held-out rows spread over all the data, not its tail (which was the in-domain dataset).
     // 7: word2vec negatives drawn from an alias table, dot products over eight running sums
     // (the same objective and distributions; other random draws, so other bytes).
-    version: 7,
+    // 8: word2vec trains `shards` slices of each round in parallel and merges them (default 2).
+    version: 8,
     summary: "pretrain an encoder on unlabelled text (cbow, skipgram, lm, mlm)",
     parse: super::parse_as::<Pretrain>,
     schema: super::schema_of::<Pretrain>,
@@ -90,6 +91,13 @@ pub struct Pretrain {
     /// fastText; 0 = off]. Measured on ag_news at 100 labels: see BENCHMARKS.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subsample: Option<f64>,
+    /// cbow/skipgram: slices of each round of text (~16 k tokens a slice) trained in
+    /// parallel on private copies of the vectors, merged after every round by adding up their
+    /// changes [2; 1 = sequential word2vec; at most 2, since 4 diverged]. The vectors depend on
+    /// this number, never on `--jobs`: fewer threads give the same bytes, only later.
+    /// Held-out loss on english_unlabelled_corpus: 2.762 (1), 2.763 (2) — BENCHMARKS.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<usize>,
     #[serde(default = "d_held")]
     pub held_out: f64,
     /// A seed of its own: then this stage ignores the pipeline seed, so repeats (which vary the
@@ -110,6 +118,9 @@ impl Pretrain {
     }
     fn subsample(&self) -> f64 {
         self.subsample.unwrap_or(1e-4)
+    }
+    fn shards(&self) -> usize {
+        self.shards.unwrap_or(2)
     }
 }
 
@@ -200,6 +211,7 @@ impl Stage for Pretrain {
             p["window"] = self.window().into();
             p["negatives"] = self.negatives().into();
             p["subsample"] = self.subsample().into();
+            p["shards"] = self.shards().into();
         }
         p
     }
@@ -237,6 +249,7 @@ impl Stage for Pretrain {
             ("window", self.window.is_some()),
             ("negatives", self.negatives.is_some()),
             ("subsample", self.subsample.is_some()),
+            ("shards", self.shards.is_some()),
         ] {
             if set && lm {
                 v.push((
@@ -273,6 +286,7 @@ impl Stage for Pretrain {
             ("epochs", (1..=1000).contains(&self.epochs), "1..=1000"),
             ("window", (1..=32).contains(&self.window()), "1..=32"),
             ("negatives", (1..=100).contains(&self.negatives()), "1..=100"),
+            ("shards", (1..=2).contains(&self.shards()), "1..=2"),
         ] {
             if !ok {
                 v.push((f.into(), format!("{f} is out of range: expected {want}")));
@@ -365,6 +379,7 @@ impl Stage for Pretrain {
                 seed,
                 held_out: self.held_out,
                 subsample: self.subsample(),
+                shards: self.shards(),
             };
             cbow::train(&dev, &data, tok.vocab_size, specials, &settings, ctx.loop_ctx())?
         };

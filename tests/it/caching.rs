@@ -782,12 +782,12 @@ fn the_quickstart_keys_are_pinned() {
         .collect();
     let want = [
         ("tok", "a3ed30af1e1dc925"),
-        ("embed", "e412cd455bab5dd0"),
+        ("embed", "8fe4020714944bff"),
         ("seqs", "8b77b6f0cee6f3e1"),
-        ("frozen", "10f5170026646efe"),
-        ("test_frozen", "9869b63dc15ac762"),
-        ("tuned", "e7b0091e62cef26f"),
-        ("test_tuned", "b8ac981751a0b86f"),
+        ("frozen", "84bf83d9a7c2dfc4"),
+        ("test_frozen", "f1a6c6d359b15110"),
+        ("tuned", "182a66103fa5f5d5"),
+        ("test_tuned", "dafebb8848800284"),
         ("scratch", "002e54374372d705"),
         ("test_scratch", "f49d8a4fa2054ff4"),
     ];
