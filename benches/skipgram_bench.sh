@@ -4,11 +4,13 @@
 #
 #   BLENV=/path/to/venv benches/skipgram_bench.sh     # a venv with fasttext (../shared/bench)
 #
-# warmstart's skip-gram is single-threaded by design (sequential updates: the same bytes for
-# a seed on any thread count), so fastText runs with one thread for the ratio, and with two
-# for reference. fastText gets the text as warmstart's tokenizer splits it (lowercased, words
-# and punctuation apart), no subword n-grams (`-minn 0 -maxn 0`: the same objective), and the
-# same dim, window, negatives, subsampling, minimum count (2), epochs and learning rate.
+# warmstart's skip-gram trains two shards per round in parallel and merges them in shard
+# order (src/model/cbow.rs), so it runs with --jobs 1 and --jobs 2 in fresh workspaces — the
+# vectors must be the same bytes — and with `shards: 1` (sequential word2vec) for reference;
+# fastText runs with 1 and 2 threads (Hogwild). fastText gets the text as warmstart's tokenizer
+# splits it (lowercased, words and punctuation apart), no subword n-grams (`-minn 0 -maxn 0`:
+# the same objective), and the same dim, window, negatives, subsampling, minimum count (2),
+# epochs and learning rate.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=$ROOT/../shared
@@ -19,13 +21,24 @@ BIN=${BIN:-}
 if [ -z "$BIN" ]; then cargo build --release -q; BIN=$ROOT/target/release/warmstart; fi
 WS=$(mktemp -d -t ws_sg.XXXXXX); trap 'rm -rf "$WS"' EXIT
 SPEC=benches/specs/skipgram_corpus.yaml
-"$BIN" --workspace "$WS" -q run "$SPEC" --json > "$WS/run.json"
-"$PY" - "$WS/run.json" "$SHARED/datasets/english_unlabelled_corpus" "$WS/corpus.txt" <<'PY'
-import json, os, re, sys, time
+for arm in j1 j2 s1; do
+  case $arm in
+    j1) args=(--jobs 1) ;;
+    j2) args=(--jobs 2) ;;
+    s1) args=(--jobs 2 --set vectors.shards=1) ;;
+  esac
+  "$BIN" --workspace "$WS/$arm" -q run "$SPEC" "${args[@]}" --json > "$WS/$arm.json"
+done
+"$PY" - "$WS" "$SHARED/datasets/english_unlabelled_corpus" "$WS/corpus.txt" <<'PY'
+import hashlib, json, os, re, sys, time
 import fasttext
-r = json.load(open(sys.argv[1]))
-st = {s["stage"]: s for s in r["stages"]}
-ws_secs = st["vectors"]["seconds"]
+def arm(name):
+    r = json.load(open(os.path.join(sys.argv[1], name + ".json")))
+    st = {s["stage"]: s for s in r["stages"]}["vectors"]
+    f = os.path.join(sys.argv[1], name, "store", st["key"], "files", "encoder.safetensors")
+    return st["seconds"], st["summary"].split("held-out loss ")[-1], hashlib.sha256(open(f, "rb").read()).hexdigest()
+(j1, l1, h1), (j2, l2, h2), (s1, ls1, _) = arm("j1"), arm("j2"), arm("s1")
+same = "the same bytes" if h1 == h2 else "DIFFERENT BYTES"
 # The same text, split as BertPreTokenizer does (after lowercasing): words and punctuation.
 split = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 words = 0
@@ -46,8 +59,12 @@ def ft(threads):
     return time.perf_counter() - t
 ft1, ft2 = ft(1), ft(2)
 print(f"corpus: {words / 1e6:.2f} M tokens; 5 epochs, dim 128, window 5, 5 negatives, t 1e-4")
-print("| what | wall clock | ratio fastText (1 thread) / warmstart |\n|---|---|---|")
-print(f"| warmstart `pretrain` skipgram (1 thread, by design) | {ws_secs:.1f} s | **{ft1 / ws_secs:.2f}×** |")
-print(f"| fastText skipgram, 1 thread | {ft1:.1f} s | |")
-print(f"| fastText skipgram, 2 threads (Hogwild, not reproducible) | {ft2:.1f} s | |")
+print("| what | wall clock | held-out loss | fastText (same threads) / warmstart |\n|---|---|---|---|")
+print(f"| warmstart `pretrain` skipgram, 2 shards, `--jobs 2` | {j2:.1f} s | {l2} | **{ft2 / j2:.2f}×** |")
+print(f"| warmstart, 2 shards, `--jobs 1` ({same} as `--jobs 2`) | {j1:.1f} s | {l1} | {ft1 / j1:.2f}× |")
+print(f"| warmstart, `shards: 1` (sequential word2vec), `--jobs 2` | {s1:.1f} s | {ls1} | |")
+print(f"| fastText skipgram, 1 thread | {ft1:.1f} s | | |")
+print(f"| fastText skipgram, 2 threads (Hogwild, not reproducible) | {ft2:.1f} s | | |")
+if h1 != h2:
+    sys.exit("vectors differ between --jobs 1 and --jobs 2")
 PY

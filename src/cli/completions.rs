@@ -6,7 +6,9 @@
 //! `warmstart complete-stages SPEC` (silent, exit 0 on any error, so a half-typed spec never
 //! prints into the prompt) wherever a stage is expected: `predict SPEC <stage>`, `export SPEC
 //! <stage>` and `run SPEC --force <stage>`; everywhere else it defers to clap's function.
-//! zsh and fish get clap's scripts as they are (commands and flags).
+//! fish gets the same through a condition function added after clap's `complete` lines. zsh
+//! gets clap's script as it is (commands and flags): its `_arguments` specs leave no hook for
+//! a value computed from an earlier word without rewriting the generated function.
 
 use std::io::Write;
 use std::path::Path;
@@ -37,8 +39,10 @@ fn options_with_values() -> String {
 pub fn print(shell: clap_complete::Shell) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     clap_complete::generate(shell, &mut super::Cli::command(), "warmstart", &mut out);
-    if shell == clap_complete::Shell::Bash {
-        out.write_all(bash_stages().as_bytes())?;
+    match shell {
+        clap_complete::Shell::Bash => out.write_all(bash_stages().as_bytes())?,
+        clap_complete::Shell::Fish => out.write_all(fish_stages().as_bytes())?,
+        _ => {}
     }
     Ok(())
 }
@@ -71,6 +75,57 @@ _warmstart_with_stages() {{
     _warmstart "$@"
 }}
 complete -F _warmstart_with_stages -o bashdefault -o default warmstart
+"#
+    )
+}
+
+/// The fish addition: `__warmstart_stage_spec` prints the spec when the word being completed
+/// is a stage (the same places as in bash), and the stage names complete there.
+fn fish_stages() -> String {
+    let takes_value = options_with_values().replace('|', " ");
+    format!(
+        r#"
+# Stage names from the spec (warmstart complete-stages SPEC) where a stage is expected.
+function __warmstart_stage_spec
+    set -l words (commandline -opc)
+    set -l sub ""
+    set -l spec ""
+    set -l npos 0
+    set -l skip 0
+    for w in $words[2..-1]
+        if test $skip -eq 1
+            set skip 0
+            continue
+        end
+        if contains -- $w {takes_value}
+            set skip 1
+            continue
+        end
+        if string match -q -- '-*' $w
+            continue
+        end
+        if test -z "$sub"
+            set sub $w
+            continue
+        end
+        set npos (math $npos + 1)
+        test $npos -eq 1; and set spec $w
+    end
+    test -n "$spec"; or return 1
+    set -l prev $words[-1]
+    if test "$sub" = run -a "$prev" = --force
+        echo $spec
+        return 0
+    end
+    if contains -- $sub predict export; and test $npos -eq 1; and not string match -q -- '-*' $prev
+        echo $spec
+        return 0
+    end
+    return 1
+end
+complete -c warmstart -n __warmstart_stage_spec -f -a '(warmstart complete-stages (__warmstart_stage_spec) 2>/dev/null)'
+# `--force` takes a value, so fish completes it as the option's argument, not a positional.
+complete -c warmstart -n __warmstart_stage_spec -l force -x -a '(warmstart complete-stages (__warmstart_stage_spec) 2>/dev/null)'
 "#
     )
 }

@@ -761,6 +761,63 @@ fn bash_completes_stage_names_from_the_spec() {
     assert!(complete(&["warmstart", "predict", "broken.yaml", ""]).is_empty());
 }
 
+/// fish completes stage names in the same places as bash (`complete -C` asks fish what it
+/// would offer for a command line).
+#[test]
+fn fish_completes_stage_names_from_the_spec() {
+    if std::process::Command::new("fish").arg("--version").output().is_err() {
+        crate::common::skip("fish_completes_stage_names_from_the_spec", "fish is not installed");
+        return;
+    }
+    let p = Project::empty();
+    let (code, script, err) = p.run(&["completions", "fish"]);
+    assert_eq!(code, 0, "{err}");
+    p.write("completion.fish", &script);
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.yaml");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_warmstart"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let complete = |line: &str| -> Vec<String> {
+        let out = std::process::Command::new("fish")
+            .args([
+                "--no-config",
+                "-c",
+                &format!("source completion.fish; complete -C '{line}'"),
+            ])
+            .current_dir(p.path())
+            .env(
+                "PATH",
+                format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()),
+            )
+            .output()
+            .expect("fish");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let spec = spec.to_str().unwrap();
+    let all = complete(&format!("warmstart predict {spec} "));
+    for stage in ["tok", "embed", "frozen", "tuned", "scratch"] {
+        assert!(all.iter().any(|s| s == stage), "predict SPEC <tab>: {all:?}");
+    }
+    assert_eq!(complete(&format!("warmstart export {spec} tu")), ["tuned"]);
+    assert_eq!(
+        complete(&format!("warmstart --workspace w run {spec} --force scr")),
+        ["scratch"]
+    );
+    let commands = complete("warmstart val");
+    assert!(commands.iter().any(|c| c == "validate"), "{commands:?}");
+    p.write("broken.yaml", "stages: [\n");
+    assert!(
+        !complete("warmstart predict broken.yaml t").iter().any(|c| c == "tok"),
+        "a broken spec completes no stage"
+    );
+}
+
 /// The canonical parameters must not change by accident: the keys of the quickstart's stages
 /// are pinned. A refactor that changes one on purpose bumps that kind's `version` and updates
 /// this list (the stages' artefacts then rerun, which is the point).
