@@ -13,6 +13,12 @@ pub(super) fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: 
         Default::default()
     };
     let cluster = |key: &str| on_cluster.get(&crate::slurm::job_name(key));
+    // A stale training stage killed mid-way resumes from its checkpoint: worth saying.
+    let resumes = |key: &str| {
+        crate::checkpoint::Checkpoint::for_key(&ws.checkpoints_dir(), key)
+            .latest()
+            .map(|(epoch, _)| epoch)
+    };
     if json {
         let stages: Vec<_> = plan
             .all()
@@ -21,6 +27,9 @@ pub(super) fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: 
                        "kind": p.fingerprint.kind, "fresh": p.fresh, "key": p.key, "reasons": p.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(), "why": p.reasons});
                 if let (false, Some((id, state))) = (p.fresh, cluster(&p.key)) {
                     v["slurm"] = json!({"id": id, "state": state});
+                }
+                if let Some(epoch) = (!p.fresh).then(|| resumes(&p.key)).flatten() {
+                    v["resumes_after_epoch"] = json!(epoch);
                 }
                 v
             })
@@ -34,7 +43,14 @@ pub(super) fn status(workspace: &Path, spec_path: &Path, sets: &[String], json: 
             } else if let Some((id, state)) = cluster(&p.key) {
                 println!("{:<24} {} on Slurm (job {id})", p.name, state.to_lowercase());
             } else {
-                println!("{:<24} stale: {}", p.name, crate::fingerprint::sentences(&p.reasons));
+                let resume = resumes(&p.key)
+                    .map(|e| format!("; resumes after epoch {e} (checkpoint)"))
+                    .unwrap_or_default();
+                println!(
+                    "{:<24} stale: {}{resume}",
+                    p.name,
+                    crate::fingerprint::sentences(&p.reasons)
+                );
             }
         }
     }

@@ -125,6 +125,13 @@ fn a_killed_training_stage_resumes_and_commits_the_uninterrupted_bytes() {
             "`{target}` finished (or never checkpointed) before it could be killed; lengthen it"
         );
         let before = checkpointed(&ws, k).expect("a checkpoint survives the kill");
+        // `status` says the stage will resume, and from where.
+        let (_, out, _) = p.run(&["status", "spec.yaml"]);
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(target) && l.contains(&format!("resumes after epoch {before} (checkpoint)"))),
+            "{out}"
+        );
         // The next run picks the checkpoint up: said on stderr and in the stage's summary.
         let mut finish = Command::new(env!("CARGO_BIN_EXE_warmstart"));
         finish.current_dir(p.path()).arg("--workspace").arg(&ws);
