@@ -6,9 +6,10 @@
 //! `warmstart complete-stages SPEC` (silent, exit 0 on any error, so a half-typed spec never
 //! prints into the prompt) wherever a stage is expected: `predict SPEC <stage>`, `export SPEC
 //! <stage>` and `run SPEC --force <stage>`; everywhere else it defers to clap's function.
-//! fish gets the same through a condition function added after clap's `complete` lines. zsh
-//! gets clap's script as it is (commands and flags): its `_arguments` specs leave no hook for
-//! a value computed from an earlier word without rewriting the generated function.
+//! fish gets the same through a condition function added after clap's `complete` lines, zsh
+//! through a wrapper registered with `compdef` when the script is sourced (`source <(warmstart
+//! completions zsh)`); installed as an autoloaded `_warmstart` in `$fpath`, zsh runs clap's
+//! function directly and offers commands and flags only.
 
 use std::io::Write;
 use std::path::Path;
@@ -42,6 +43,7 @@ pub fn print(shell: clap_complete::Shell) -> std::io::Result<()> {
     match shell {
         clap_complete::Shell::Bash => out.write_all(bash_stages().as_bytes())?,
         clap_complete::Shell::Fish => out.write_all(fish_stages().as_bytes())?,
+        clap_complete::Shell::Zsh => out.write_all(zsh_stages().as_bytes())?,
         _ => {}
     }
     Ok(())
@@ -126,6 +128,42 @@ end
 complete -c warmstart -n __warmstart_stage_spec -f -a '(warmstart complete-stages (__warmstart_stage_spec) 2>/dev/null)'
 # `--force` takes a value, so fish completes it as the option's argument, not a positional.
 complete -c warmstart -n __warmstart_stage_spec -l force -x -a '(warmstart complete-stages (__warmstart_stage_spec) 2>/dev/null)'
+"#
+    )
+}
+
+/// The zsh wrapper: the bash logic over `$words` / `$CURRENT`; clap's `_warmstart` elsewhere.
+fn zsh_stages() -> String {
+    let takes_value = options_with_values();
+    format!(
+        r#"
+# Stage names from the spec (warmstart complete-stages SPEC) where a stage is expected.
+_warmstart_with_stages() {{
+    local sub="" spec="" npos=0 skip=0 i w
+    local prev="${{words[CURRENT-1]}}"
+    for ((i = 2; i < CURRENT; i++)); do
+        w="${{words[i]}}"
+        if ((skip)); then skip=0; continue; fi
+        case "$w" in
+            {takes_value}) skip=1; continue ;;
+            -*) continue ;;
+        esac
+        if [[ -z "$sub" ]]; then sub="$w"; continue; fi
+        npos=$((npos + 1))
+        [[ $npos -eq 1 ]] && spec="$w"
+    done
+    if [[ -n "$spec" ]] && {{ [[ "$prev" == "--force" && "$sub" == "run" ]] ||
+        [[ ( "$sub" == "predict" || "$sub" == "export" ) && $npos -eq 1 && "$prev" != -* ]]; }}; then
+        local -a stages
+        stages=(${{(f)"$(warmstart complete-stages "$spec" 2>/dev/null)"}})
+        compadd -- $stages
+        return 0
+    fi
+    _warmstart "$@"
+}}
+if [ "$funcstack[1]" != "_warmstart" ]; then
+    compdef _warmstart_with_stages warmstart
+fi
 "#
     )
 }

@@ -88,7 +88,7 @@ enum Command {
     #[command(hide = true)]
     CompleteStages { spec: PathBuf },
     /// Print a shell completion script: `warmstart completions bash > /etc/bash_completion.d/warmstart`
-    /// (bash and fish also complete stage names from the spec after `predict SPEC`, `export SPEC`, `--force`).
+    /// (bash, zsh and fish also complete stage names from the spec after `predict SPEC`, `export SPEC`, `--force`).
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,

@@ -761,6 +761,59 @@ fn bash_completes_stage_names_from_the_spec() {
     assert!(complete(&["warmstart", "predict", "broken.yaml", ""]).is_empty());
 }
 
+/// zsh's wrapper offers stage names in the same places as bash and hands everything else to
+/// clap's `_warmstart`. Run outside an interactive completion: `compadd`, `compdef` and
+/// `_warmstart` are stubs that print what they were given.
+#[test]
+fn zsh_completes_stage_names_from_the_spec() {
+    if std::process::Command::new("zsh").arg("--version").output().is_err() {
+        crate::common::skip("zsh_completes_stage_names_from_the_spec", "zsh is not installed");
+        return;
+    }
+    let p = Project::empty();
+    let (code, script, err) = p.run(&["completions", "zsh"]);
+    assert_eq!(code, 0, "{err}");
+    p.write("completion.zsh", &script);
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.yaml");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_warmstart"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let complete = |words: &[&str]| -> Vec<String> {
+        let quoted = words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
+        let script = format!(
+            "compdef() {{ :; }}; source completion.zsh; compadd() {{ [[ $1 == -- ]] && shift; print -l -- \"$@\"; }}; \
+             _warmstart() {{ print CLAP; }}; words=({quoted}); CURRENT={}; _warmstart_with_stages",
+            words.len()
+        );
+        let out = std::process::Command::new("zsh")
+            .args(["-f", "-c", &script])
+            .current_dir(p.path())
+            .env(
+                "PATH",
+                format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()),
+            )
+            .output()
+            .expect("zsh");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let spec = spec.to_str().unwrap();
+    let all = complete(&["warmstart", "predict", spec, ""]);
+    for stage in ["tok", "embed", "frozen", "tuned", "scratch"] {
+        assert!(all.iter().any(|s| s == stage), "predict SPEC <tab>: {all:?}");
+    }
+    let forced = complete(&["warmstart", "--workspace", "w", "run", spec, "--force", "scr"]);
+    assert!(forced.iter().any(|s| s == "scratch"), "{forced:?}");
+    // Elsewhere: clap's function.
+    assert_eq!(complete(&["warmstart", "val"]), ["CLAP"]);
+    assert_eq!(complete(&["warmstart", "run", spec, "--jobs", ""]), ["CLAP"]);
+}
+
 /// fish completes stage names in the same places as bash (`complete -C` asks fish what it
 /// would offer for a command line).
 #[test]
