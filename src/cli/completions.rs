@@ -49,17 +49,15 @@ pub fn print(shell: clap_complete::Shell) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The bash wrapper: stage names where a stage is expected, clap's `_warmstart` elsewhere.
-fn bash_stages() -> String {
+/// The part bash and zsh share (their syntax agrees here): walk the words before the cursor
+/// (`$1`-style array `words`, from `first` to before `cursor`), find the subcommand and the
+/// spec, and succeed — with `$spec` set — where a stage name is expected.
+fn stage_position(words: &str, first: usize, cursor: &str, prev: &str) -> String {
     let takes_value = options_with_values();
     format!(
-        r#"
-# Stage names from the spec (warmstart complete-stages SPEC) where a stage is expected.
-_warmstart_with_stages() {{
-    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="${{COMP_WORDS[COMP_CWORD-1]}}"
-    local sub="" spec="" npos=0 skip=0 i w
-    for ((i = 1; i < COMP_CWORD; i++)); do
-        w="${{COMP_WORDS[i]}}"
+        r#"    local sub="" spec="" npos=0 skip=0 i w prev="{prev}"
+    for ((i = {first}; i < {cursor}; i++)); do
+        w="${{{words}[i]}}"
         if ((skip)); then skip=0; continue; fi
         case "$w" in
             {takes_value}) skip=1; continue ;;
@@ -70,7 +68,19 @@ _warmstart_with_stages() {{
         [[ $npos -eq 1 ]] && spec="$w"
     done
     if [[ -n "$spec" ]] && {{ [[ "$prev" == "--force" && "$sub" == "run" ]] ||
-        [[ ( "$sub" == "predict" || "$sub" == "export" ) && $npos -eq 1 && "$prev" != -* ]]; }}; then
+        [[ ( "$sub" == "predict" || "$sub" == "export" ) && $npos -eq 1 && "$prev" != -* ]]; }}; then"#
+    )
+}
+
+/// The bash wrapper: stage names where a stage is expected, clap's `_warmstart` elsewhere.
+fn bash_stages() -> String {
+    let walk = stage_position("COMP_WORDS", 1, "COMP_CWORD", "${COMP_WORDS[COMP_CWORD-1]}");
+    format!(
+        r#"
+# Stage names from the spec (warmstart complete-stages SPEC) where a stage is expected.
+_warmstart_with_stages() {{
+    local cur="${{COMP_WORDS[COMP_CWORD]}}"
+{walk}
         COMPREPLY=($(compgen -W "$(warmstart complete-stages "$spec" 2>/dev/null)" -- "$cur"))
         return 0
     fi
@@ -134,26 +144,12 @@ complete -c warmstart -n __warmstart_stage_spec -l force -x -a '(warmstart compl
 
 /// The zsh wrapper: the bash logic over `$words` / `$CURRENT`; clap's `_warmstart` elsewhere.
 fn zsh_stages() -> String {
-    let takes_value = options_with_values();
+    let walk = stage_position("words", 2, "CURRENT", "${words[CURRENT-1]}");
     format!(
         r#"
 # Stage names from the spec (warmstart complete-stages SPEC) where a stage is expected.
 _warmstart_with_stages() {{
-    local sub="" spec="" npos=0 skip=0 i w
-    local prev="${{words[CURRENT-1]}}"
-    for ((i = 2; i < CURRENT; i++)); do
-        w="${{words[i]}}"
-        if ((skip)); then skip=0; continue; fi
-        case "$w" in
-            {takes_value}) skip=1; continue ;;
-            -*) continue ;;
-        esac
-        if [[ -z "$sub" ]]; then sub="$w"; continue; fi
-        npos=$((npos + 1))
-        [[ $npos -eq 1 ]] && spec="$w"
-    done
-    if [[ -n "$spec" ]] && {{ [[ "$prev" == "--force" && "$sub" == "run" ]] ||
-        [[ ( "$sub" == "predict" || "$sub" == "export" ) && $npos -eq 1 && "$prev" != -* ]]; }}; then
+{walk}
         local -a stages
         stages=(${{(f)"$(warmstart complete-stages "$spec" 2>/dev/null)"}})
         compadd -- $stages

@@ -702,20 +702,46 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// Writes `warmstart completions SHELL` into the project as `completion.SHELL`.
+fn completion_script(p: &Project, shell: &str) {
+    let (code, script, err) = p.run(&["completions", shell]);
+    assert_eq!(code, 0, "{err}");
+    p.write(&format!("completion.{shell}"), &script);
+}
+
+/// Runs `shell args…` in the project with the built `warmstart` first on PATH (the scripts
+/// call it by name); the non-empty lines of stdout, each cut at its first tab (fish appends
+/// descriptions there).
+fn in_shell(p: &Project, shell: &str, args: &[&str]) -> Vec<String> {
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_warmstart"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let out = std::process::Command::new(shell)
+        .args(args)
+        .current_dir(p.path())
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()),
+        )
+        .output()
+        .unwrap_or_else(|e| panic!("{shell}: {e}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 /// The bash script completes stage names from the spec where a stage is expected (after
 /// `predict SPEC`, `export SPEC` and `run SPEC --force`), and still completes commands
 /// elsewhere; a spec that does not load completes nothing rather than printing an error.
 #[test]
 fn bash_completes_stage_names_from_the_spec() {
     let p = Project::empty();
-    let (code, script, err) = p.run(&["completions", "bash"]);
-    assert_eq!(code, 0, "{err}");
-    p.write("completion.bash", &script);
+    completion_script(&p, "bash");
     let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.yaml");
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_warmstart"))
-        .parent()
-        .unwrap()
-        .to_owned();
     let complete = |words: &[&str]| -> Vec<String> {
         let line = words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
         let script = format!(
@@ -726,22 +752,7 @@ fn bash_completes_stage_names_from_the_spec() {
             words[words.len() - 1],
             words[words.len() - 2],
         );
-        let out = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(&script)
-            .current_dir(p.path())
-            .env(
-                "PATH",
-                format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()),
-            )
-            .output()
-            .expect("bash");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect()
+        in_shell(&p, "bash", &["-c", &script])
     };
     let spec = spec.to_str().unwrap();
     let all = complete(&["warmstart", "predict", spec, ""]);
@@ -771,14 +782,8 @@ fn zsh_completes_stage_names_from_the_spec() {
         return;
     }
     let p = Project::empty();
-    let (code, script, err) = p.run(&["completions", "zsh"]);
-    assert_eq!(code, 0, "{err}");
-    p.write("completion.zsh", &script);
+    completion_script(&p, "zsh");
     let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.yaml");
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_warmstart"))
-        .parent()
-        .unwrap()
-        .to_owned();
     let complete = |words: &[&str]| -> Vec<String> {
         let quoted = words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
         let script = format!(
@@ -786,21 +791,7 @@ fn zsh_completes_stage_names_from_the_spec() {
              _warmstart() {{ print CLAP; }}; words=({quoted}); CURRENT={}; _warmstart_with_stages",
             words.len()
         );
-        let out = std::process::Command::new("zsh")
-            .args(["-f", "-c", &script])
-            .current_dir(p.path())
-            .env(
-                "PATH",
-                format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()),
-            )
-            .output()
-            .expect("zsh");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect()
+        in_shell(&p, "zsh", &["-f", "-c", &script])
     };
     let spec = spec.to_str().unwrap();
     let all = complete(&["warmstart", "predict", spec, ""]);
@@ -823,34 +814,18 @@ fn fish_completes_stage_names_from_the_spec() {
         return;
     }
     let p = Project::empty();
-    let (code, script, err) = p.run(&["completions", "fish"]);
-    assert_eq!(code, 0, "{err}");
-    p.write("completion.fish", &script);
+    completion_script(&p, "fish");
     let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/quickstart.yaml");
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_warmstart"))
-        .parent()
-        .unwrap()
-        .to_owned();
     let complete = |line: &str| -> Vec<String> {
-        let out = std::process::Command::new("fish")
-            .args([
+        in_shell(
+            &p,
+            "fish",
+            &[
                 "--no-config",
                 "-c",
                 &format!("source completion.fish; complete -C '{line}'"),
-            ])
-            .current_dir(p.path())
-            .env(
-                "PATH",
-                format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()),
-            )
-            .output()
-            .expect("fish");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
-            .filter(|l| !l.is_empty())
-            .collect()
+            ],
+        )
     };
     let spec = spec.to_str().unwrap();
     let all = complete(&format!("warmstart predict {spec} "));
