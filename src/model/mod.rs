@@ -25,6 +25,7 @@ pub mod ngrams;
 pub mod ops;
 pub mod pool;
 pub mod resume;
+pub mod train;
 pub mod transformer;
 
 use std::collections::BTreeMap;

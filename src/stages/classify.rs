@@ -13,7 +13,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::pad::{read_pad_meta, PadMeta};
-use crate::model::classifier::{Classifier, EpochLog, ModelConfig};
+use crate::model::classifier::{Classifier, ModelConfig};
+use crate::model::train::EpochLog;
 use crate::model::{Dev, Params};
 use crate::seqfile::{read_padded, Padded};
 

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::classify::{self, config_from, save_model};
 use super::finetune::check_training;
 use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
-use crate::model::classifier::{Classifier, EpochLog, TrainSettings};
+use crate::model::classifier::Classifier;
 use crate::model::logreg;
 use crate::model::ngrams::{self, NgramSpec};
 use crate::model::pool::Pooling;
+use crate::model::train::{EpochLog, TrainSettings};
 use crate::model::Dev;
 use crate::seqfile::read_padded;
 

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::classify::{self, config_from, save_model};
 use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
-use crate::model::classifier::{Classifier, EncoderSpec, TrainSettings};
+use crate::model::classifier::{Classifier, EncoderSpec};
 use crate::model::pool::Pooling;
+use crate::model::train::TrainSettings;
 use crate::model::Dev;
 
 pub const KIND: Kind = Kind {
