@@ -20,6 +20,7 @@ pub mod model_card;
 pub mod pipeline;
 pub mod plan;
 pub mod predict;
+pub mod problem;
 pub mod progress;
 pub mod report;
 pub mod resources;

@@ -23,6 +23,7 @@
 //! line wins (sbatch keeps the last value of a repeated option). Resources are not in any key:
 //! where a stage runs does not change what it writes. The local executor ignores the block.
 
+use crate::problem::Problem;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -78,11 +79,11 @@ impl Resources {
 
     /// Problems a type cannot catch, as (field path, message): names that match no stage kind
     /// or no stage, and values sbatch would refuse.
-    pub fn problems(&self, kinds: &[&str], stages: &[&str]) -> Vec<(String, String)> {
+    pub fn problems(&self, kinds: &[&str], stages: &[&str]) -> Vec<Problem> {
         let mut v = Vec::new();
         for k in self.kinds.keys() {
             if !kinds.contains(&k.as_str()) {
-                v.push((
+                v.push(Problem::new(
                     format!("executor.kinds.{k}"),
                     format!("unknown stage kind `{k}`; kinds: {}", kinds.join(", ")),
                 ));
@@ -90,7 +91,7 @@ impl Resources {
         }
         for s in self.stages.keys() {
             if !stages.contains(&s.as_str()) {
-                v.push((
+                v.push(Problem::new(
                     format!("executor.stages.{s}"),
                     format!("no stage `{s}` in this spec; stages: {}", stages.join(", ")),
                 ));
@@ -105,7 +106,7 @@ impl Resources {
             );
         for (at, cpus) in layers {
             if cpus == Some(0) {
-                v.push((format!("{at}.cpus"), "cpus must be at least 1".into()));
+                v.push(Problem::new(format!("{at}.cpus"), "cpus must be at least 1".into()));
             }
         }
         v
@@ -153,6 +154,6 @@ mod tests {
         );
         let bad = e.problems(&["tokenize"], &["tok"]);
         assert_eq!(bad.len(), 2, "{bad:?}");
-        assert!(bad[0].0 == "executor.kinds.pretrain" && bad[1].0 == "executor.stages.vectors");
+        assert!(bad[0].field == "executor.kinds.pretrain" && bad[1].field == "executor.stages.vectors");
     }
 }

@@ -128,8 +128,8 @@ impl Classifier {
                 crate::artefact::MAX_LEN
             );
         }
-        if let Some((field, msg)) = cfg.encoder.problems().into_iter().next() {
-            bail!("the model config's encoder is invalid: {field}: {msg}");
+        if let Some(problem) = cfg.encoder.problems().into_iter().next() {
+            bail!("the model config's encoder is invalid: {problem}");
         }
         if cfg.hidden > 65536 {
             bail!("the model config's hidden width {} is out of range", cfg.hidden);

@@ -3,6 +3,7 @@
 //! `encoder.rs` and the per-type files, which all read this one (so no encoder file needs
 //! another).
 
+use crate::problem::Problem;
 use serde::{Deserialize, Serialize};
 
 use super::pool::Pooling;
@@ -133,9 +134,9 @@ impl EncoderSpec {
     }
 
     /// What `validate` says about sizes and types; empty when usable.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    pub fn problems(&self) -> Vec<Problem> {
         let mut v = Vec::new();
-        let mut bad = |f: &str, m: String| v.push((format!("encoder.{f}"), m));
+        let mut bad = |f: &str, m: String| v.push(Problem::new(format!("encoder.{f}"), m));
         let t = self.name();
         if !(2..=1024).contains(&self.dim) {
             bad("dim", format!("dim {} is out of range: expected 2..=1024", self.dim));
@@ -160,9 +161,9 @@ impl EncoderSpec {
             }
         }
         let r = self.resolved();
-        let range = |f: &str, x: Option<usize>, lo: usize, hi: usize| -> Option<(String, String)> {
+        let range = |f: &str, x: Option<usize>, lo: usize, hi: usize| -> Option<Problem> {
             x.filter(|x| !(lo..=hi).contains(x)).map(|x| {
-                (
+                Problem::new(
                     format!("encoder.{f}"),
                     format!("{f} {x} is out of range: expected {lo}..={hi}"),
                 )
@@ -175,13 +176,13 @@ impl EncoderSpec {
         v.extend(range("ff", r.ff, 1, 16384));
         v.extend(range("positions", r.positions, 1, 8192));
         if self.kind == EncoderType::Lstm && self.dim > 512 {
-            v.push((
+            v.push(Problem::new(
                 "encoder.dim".into(),
                 format!("dim {} is out of range for lstm: expected 2..=512", self.dim),
             ));
         }
         if let Some(h) = r.heads.filter(|&h| h > 0 && !self.dim.is_multiple_of(h)) {
-            v.push((
+            v.push(Problem::new(
                 "encoder.heads".into(),
                 format!(
                     "dim {} is not divisible by heads {h}: each head gets dim / heads values",

@@ -178,8 +178,8 @@ impl Spec {
         }
         let kinds: Vec<&str> = stages::REGISTRY.iter().map(|k| k.name).collect();
         let names: Vec<&str> = stages_out.iter().map(|s| s.name.as_str()).collect();
-        for (field, msg) in raw.executor.problems(&kinds, &names) {
-            ctx.push(&field, &msg);
+        for p in raw.executor.problems(&kinds, &names) {
+            ctx.push(&p.field, &p.message);
         }
         if !ctx.errors.is_empty() {
             return Err(SpecErrors(ctx.errors));

@@ -198,13 +198,13 @@ impl Ctx {
                 if problems.is_empty() {
                     Some((entry, stage))
                 } else {
-                    for (field, msg) in problems {
-                        let path = if field.is_empty() {
+                    for p in problems {
+                        let path = if p.field.is_empty() {
                             at.clone()
                         } else {
-                            format!("{at}.{field}")
+                            format!("{at}.{}", p.field)
                         };
-                        self.push(&path, &msg);
+                        self.push(&path, &p.message);
                     }
                     None
                 }

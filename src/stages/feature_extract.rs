@@ -4,6 +4,7 @@
 //! Writes the same model artefact as `finetune`, so `evaluate` and `predict` treat both alike,
 //! plus the stored features of the training rows (`features.safetensors`).
 
+use crate::problem::Problem;
 use anyhow::Result;
 use dfdx::prelude::TensorFromVec;
 use serde::{Deserialize, Serialize};
@@ -205,7 +206,7 @@ impl Stage for FeatureExtract {
         self.train_size.is_some() || self.head == Head::Mlp || (self.c.is_none() && self.dev.is_none())
     }
 
-    fn check(&self) -> Vec<(String, String)> {
+    fn check(&self) -> Vec<Problem> {
         let mut v = check_training(self.epochs(), self.batch_size(), self.lr(), self.train_size);
         v.extend(super::finetune::check_patience(self.patience, self.dev.as_deref()));
         if self.head == Head::Logistic {
@@ -216,7 +217,7 @@ impl Stage for FeatureExtract {
                 ("patience", self.patience.is_some()),
             ] {
                 if set {
-                    v.push((
+                    v.push(Problem::new(
                         f.into(),
                         format!("`{f}` applies to `head: mlp` only: the logistic head is solved exactly (L-BFGS, C chosen on `dev` or by cross-validation; set `c` to fix C)"),
                     ));
@@ -224,54 +225,72 @@ impl Stage for FeatureExtract {
             }
         }
         if self.head == Head::Mlp && !self.unlabelled.is_empty() {
-            v.push((
+            v.push(Problem::new(
                 "unlabelled".into(),
                 "self-training on `unlabelled` texts needs `head: logistic`".into(),
             ));
         }
         if self.head == Head::Mlp && self.ngrams.is_some() {
-            v.push(("ngrams".into(), "n-gram features need `head: logistic`".into()));
+            v.push(Problem::new(
+                "ngrams".into(),
+                "n-gram features need `head: logistic`".into(),
+            ));
         }
         if self.pooled == Some(false) && self.ngrams.is_none() {
-            v.push((
+            v.push(Problem::new(
                 "pooled".into(),
                 "`pooled: false` leaves no features; add `ngrams` (TF-IDF n-grams) or drop `pooled`".into(),
             ));
         }
         if self.pooled.is_some() && self.head == Head::Mlp {
-            v.push(("pooled".into(), "`pooled` applies to `head: logistic` only".into()));
+            v.push(Problem::new(
+                "pooled".into(),
+                "`pooled` applies to `head: logistic` only".into(),
+            ));
         }
         if self.idf.is_some() && self.ngrams.is_none() {
-            v.push(("idf".into(), "`idf` weighs n-gram features; it needs `ngrams`".into()));
+            v.push(Problem::new(
+                "idf".into(),
+                "`idf` weighs n-gram features; it needs `ngrams`".into(),
+            ));
         }
         if self.ngrams.is_some_and(|n| !(1..=3).contains(&n)) {
-            v.push(("ngrams".into(), "ngrams is out of range: expected 1..=3".into()));
+            v.push(Problem::new(
+                "ngrams".into(),
+                "ngrams is out of range: expected 1..=3".into(),
+            ));
         }
         if self.rounds.is_some() && self.unlabelled.is_empty() {
-            v.push((
+            v.push(Problem::new(
                 "rounds".into(),
                 "`rounds` counts self-training rounds over `unlabelled` datasets; name some".into(),
             ));
         }
         if self.rounds.is_some_and(|r| !(1..=10).contains(&r)) {
-            v.push(("rounds".into(), "rounds is out of range: expected 1..=10".into()));
+            v.push(Problem::new(
+                "rounds".into(),
+                "rounds is out of range: expected 1..=10".into(),
+            ));
         }
         match self.c {
-            Some(_) if self.head == Head::Mlp => v.push((
+            Some(_) if self.head == Head::Mlp => v.push(Problem::new(
                 "c".into(),
                 "`c` is the logistic head's regularisation; `head: mlp` trains by SGD".into(),
             )),
-            Some(c) if !(c > 0.0 && c.is_finite()) => v.push(("c".into(), "c must be a positive number".into())),
+            Some(c) if !(c > 0.0 && c.is_finite()) => {
+                v.push(Problem::new("c".into(), "c must be a positive number".into()))
+            }
             _ => {}
         }
         match (self.head, self.hidden) {
-            (Head::Logistic, Some(_)) => v.push((
+            (Head::Logistic, Some(_)) => v.push(Problem::new(
                 "hidden".into(),
                 "`hidden` is the MLP head's width; it needs `head: mlp`".into(),
             )),
-            (Head::Mlp, Some(h)) if !(1..=65536).contains(&h) => {
-                v.push(("hidden".into(), "hidden is out of range: expected 1..=65536".into()))
-            }
+            (Head::Mlp, Some(h)) if !(1..=65536).contains(&h) => v.push(Problem::new(
+                "hidden".into(),
+                "hidden is out of range: expected 1..=65536".into(),
+            )),
             _ => {}
         }
         v

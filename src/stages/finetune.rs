@@ -7,6 +7,7 @@
 //! rates), and `gradual_unfreeze` releases the encoder one group per epoch, top first. `train_size: N` trains on a deterministic stratified
 //! subset of N rows: the label budget. Early stopping keeps the best dev-accuracy epoch.
 
+use crate::problem::Problem;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
@@ -127,9 +128,9 @@ fn d_patience() -> usize {
 }
 
 /// `patience` watches the dev set: without `dev` it would do nothing.
-pub fn check_patience(patience: Option<usize>, dev: Option<&str>) -> Vec<(String, String)> {
+pub fn check_patience(patience: Option<usize>, dev: Option<&str>) -> Vec<Problem> {
     if patience.is_some() && dev.is_none() {
-        vec![(
+        vec![Problem::new(
             "patience".into(),
             "`patience` stops training when dev accuracy stops improving, so it needs a `dev` dataset".into(),
         )]
@@ -139,22 +140,25 @@ pub fn check_patience(patience: Option<usize>, dev: Option<&str>) -> Vec<(String
 }
 
 /// Range checks shared with feature-extract.
-pub fn check_training(epochs: usize, batch: usize, lr: f64, train_size: Option<usize>) -> Vec<(String, String)> {
+pub fn check_training(epochs: usize, batch: usize, lr: f64, train_size: Option<usize>) -> Vec<Problem> {
     let mut v = Vec::new();
     if !(1..=10000).contains(&epochs) {
-        v.push(("epochs".into(), "epochs is out of range: expected 1..=10000".into()));
+        v.push(Problem::new(
+            "epochs".into(),
+            "epochs is out of range: expected 1..=10000".into(),
+        ));
     }
     if !(1..=65536).contains(&batch) {
-        v.push((
+        v.push(Problem::new(
             "batch_size".into(),
             "batch_size is out of range: expected 1..=65536".into(),
         ));
     }
     if !(lr > 0.0 && lr.is_finite()) {
-        v.push(("lr".into(), "lr must be a positive number".into()));
+        v.push(Problem::new("lr".into(), "lr must be a positive number".into()));
     }
     if train_size == Some(0) {
-        v.push((
+        v.push(Problem::new(
             "train_size".into(),
             "train_size must be at least 1 (omit it to use every row)".into(),
         ));
@@ -197,42 +201,48 @@ impl Stage for Finetune {
         true
     }
 
-    fn check(&self) -> Vec<(String, String)> {
+    fn check(&self) -> Vec<Problem> {
         let mut v = self.encoder.problems();
         v.extend(check_training(self.epochs, self.batch_size, self.lr, self.train_size));
         v.extend(check_patience(self.patience, self.dev.as_deref()));
         if self.weight_decay != 0.0 && self.optimizer != Optimizer::Adamw {
-            v.push((
+            v.push(Problem::new(
                 "weight_decay".into(),
                 "`weight_decay` is decoupled weight decay and needs `optimizer: adamw`".into(),
             ));
         }
         if self.init == "random" && self.freeze != Freeze::None {
-            v.push(("freeze".into(), "freezing a randomly initialised encoder makes no sense; use `freeze: none` or `init: <pretrain stage>`".into()));
+            v.push(Problem::new("freeze".into(), "freezing a randomly initialised encoder makes no sense; use `freeze: none` or `init: <pretrain stage>`".into()));
         }
         if !(0.0..1.0).contains(&self.warmup) {
-            v.push((
+            v.push(Problem::new(
                 "warmup".into(),
                 "warmup is a share of all steps: expected [0, 1)".into(),
             ));
         }
         if !(self.layer_lr_decay >= 1.0 && self.layer_lr_decay.is_finite()) {
-            v.push((
+            v.push(Problem::new(
                 "layer_lr_decay".into(),
                 "layer_lr_decay must be ≥ 1 (each lower layer group learns that many times slower)".into(),
             ));
         }
         if self.gradual_unfreeze && self.freeze == Freeze::Encoder {
-            v.push((
+            v.push(Problem::new(
                 "gradual_unfreeze".into(),
                 "gradual_unfreeze releases encoder layers, but `freeze: encoder` keeps them all fixed; drop one of the two".into(),
             ));
         }
         if !(self.encoder_lr_scale >= 0.0 && self.encoder_lr_scale.is_finite()) {
-            v.push(("encoder_lr_scale".into(), "encoder_lr_scale must be ≥ 0".into()));
+            v.push(Problem::new(
+                "encoder_lr_scale".into(),
+                "encoder_lr_scale must be ≥ 0".into(),
+            ));
         }
         if self.hidden > 65536 {
-            v.push(("hidden".into(), "hidden is out of range: expected 0..=65536".into()));
+            v.push(Problem::new(
+                "hidden".into(),
+                "hidden is out of range: expected 0..=65536".into(),
+            ));
         }
         v
     }

@@ -12,6 +12,7 @@
 //!   can later run as a job on another machine. Bump `version` when the output format or the
 //!   algorithm changes, so old cache entries stop matching.
 
+use crate::problem::Problem;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -233,7 +234,7 @@ pub trait Stage: Debug + Send + Sync {
     }
 
     /// Checks of values that the types alone do not catch, as (field, message) pairs.
-    fn check(&self) -> Vec<(String, String)> {
+    fn check(&self) -> Vec<Problem> {
         Vec::new()
     }
 

@@ -6,6 +6,7 @@
 //! [`crate::seqfile`]), a copy of `tokenizer.json` (so that models trained downstream can be
 //! used on new text without going back to the tokenize stage), and `meta.json` ([`PadMeta`]).
 
+use crate::problem::Problem;
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
@@ -105,22 +106,25 @@ impl Stage for Pad {
         params_of(self)
     }
 
-    fn check(&self) -> Vec<(String, String)> {
+    fn check(&self) -> Vec<Problem> {
         if let Some(v) = &self.datasets {
             if v.is_empty() {
-                return vec![(
+                return vec![Problem::new(
                     "datasets".into(),
                     "`datasets: []` pads nothing; name some, or drop the field to pad all".into(),
                 )];
             }
             let mut seen = std::collections::BTreeSet::new();
             if let Some(d) = v.iter().find(|d| !seen.insert(*d)) {
-                return vec![("datasets".into(), format!("dataset `{d}` is listed twice"))];
+                return vec![Problem::new(
+                    "datasets".into(),
+                    format!("dataset `{d}` is listed twice"),
+                )];
             }
         }
         let min = 1 + usize::from(self.add_cls);
         if self.max_len < min || self.max_len > crate::artefact::MAX_LEN {
-            return vec![(
+            return vec![Problem::new(
                 "max_len".into(),
                 format!(
                     "max_len {} is out of range: expected {min}..={}",

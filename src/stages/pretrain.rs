@@ -15,6 +15,7 @@
 //! Artefact: `encoder.safetensors` (`encoder.*` parameters), `encoder.json`
 //! ([`PretrainConfig`]: encoder sizes, vocabulary size, objective, per-epoch losses).
 
+use crate::problem::Problem;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
@@ -220,17 +221,17 @@ impl Stage for Pretrain {
         self.seed.is_none()
     }
 
-    fn check(&self) -> Vec<(String, String)> {
+    fn check(&self) -> Vec<Problem> {
         let mut v = self.encoder.problems();
         let lm = matches!(self.objective, Objective::Mlm | Objective::Lm);
         match (self.objective, self.encoder.kind) {
             (Objective::Lm, EncoderType::Lstm | EncoderType::Transformer) => {}
             (Objective::Mlm, EncoderType::Transformer) => {}
-            (Objective::Lm, _) => v.push((
+            (Objective::Lm, _) => v.push(Problem::new(
                 "objective".into(),
                 format!("objective `lm` needs an lstm or transformer encoder, not {} (it must not see the token it predicts); use cbow/skipgram for bag and cnn", self.encoder.name()),
             )),
-            (Objective::Mlm, _) => v.push((
+            (Objective::Mlm, _) => v.push(Problem::new(
                 "objective".into(),
                 format!("objective `mlm` needs a transformer encoder, not {}; use `lm` for lstm, cbow/skipgram for bag and cnn", self.encoder.name()),
             )),
@@ -242,7 +243,10 @@ impl Stage for Pretrain {
             ("candidates", self.candidates.is_some()),
         ] {
             if set && !lm {
-                v.push((f.into(), format!("`{f}` applies to the lm and mlm objectives only")));
+                v.push(Problem::new(
+                    f.into(),
+                    format!("`{f}` applies to the lm and mlm objectives only"),
+                ));
             }
         }
         for (f, set) in [
@@ -252,14 +256,14 @@ impl Stage for Pretrain {
             ("shards", self.shards.is_some()),
         ] {
             if set && lm {
-                v.push((
+                v.push(Problem::new(
                     f.into(),
                     format!("`{f}` applies to the cbow and skipgram objectives only (lm/mlm use `candidates`)"),
                 ));
             }
         }
         if self.mask_prob.is_some() && self.objective != Objective::Mlm {
-            v.push((
+            v.push(Problem::new(
                 "mask_prob".into(),
                 "`mask_prob` applies to the mlm objective only".into(),
             ));
@@ -270,17 +274,23 @@ impl Stage for Pretrain {
             ("candidates", self.candidates, 0, 1_000_000),
         ] {
             if let Some(x) = x.filter(|x| !(lo..=hi).contains(x)) {
-                v.push((f.into(), format!("{f} {x} is out of range: expected {lo}..={hi}")));
+                v.push(Problem::new(
+                    f.into(),
+                    format!("{f} {x} is out of range: expected {lo}..={hi}"),
+                ));
             }
         }
         if let Some(p) = self.mask_prob.filter(|p| !(*p > 0.0 && *p < 1.0)) {
-            v.push((
+            v.push(Problem::new(
                 "mask_prob".into(),
                 format!("mask_prob {p} is out of range: expected (0, 1)"),
             ));
         }
         if self.data.is_empty() {
-            v.push(("data".into(), "expected at least one dataset to pretrain on".into()));
+            v.push(Problem::new(
+                "data".into(),
+                "expected at least one dataset to pretrain on".into(),
+            ));
         }
         for (f, ok, want) in [
             ("epochs", (1..=1000).contains(&self.epochs), "1..=1000"),
@@ -289,20 +299,20 @@ impl Stage for Pretrain {
             ("shards", (1..=2).contains(&self.shards()), "1..=2"),
         ] {
             if !ok {
-                v.push((f.into(), format!("{f} is out of range: expected {want}")));
+                v.push(Problem::new(f.into(), format!("{f} is out of range: expected {want}")));
             }
         }
         if !(0.0..1.0).contains(&self.subsample()) {
-            v.push((
+            v.push(Problem::new(
                 "subsample".into(),
                 "subsample must be in [0, 1): a share of the corpus, 0 = off".into(),
             ));
         }
         if self.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) {
-            v.push(("lr".into(), "lr must be a positive number".into()));
+            v.push(Problem::new("lr".into(), "lr must be a positive number".into()));
         }
         if !(0.0..0.5).contains(&self.held_out) {
-            v.push(("held_out".into(), "held_out must be in [0, 0.5)".into()));
+            v.push(Problem::new("held_out".into(), "held_out must be in [0, 0.5)".into()));
         }
         v
     }

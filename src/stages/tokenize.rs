@@ -9,6 +9,7 @@
 //! `meta.json` ([`TokMeta`]), and one `<dataset>.seq` per encoded dataset (ragged ids + label
 //! indices, see [`crate::seqfile`]).
 
+use crate::problem::Problem;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -275,23 +276,23 @@ impl Stage for Tokenize {
         p
     }
 
-    fn check(&self) -> Vec<(String, String)> {
+    fn check(&self) -> Vec<Problem> {
         let mut v = Vec::new();
         if self.min_frequency.is_some() && self.algorithm == Algorithm::Unigram {
-            v.push((
+            v.push(Problem::new(
                 "min_frequency".into(),
                 "`min_frequency` applies to wordpiece, bpe and wordlevel only; the unigram trainer has no minimum frequency"
                     .into(),
             ));
         }
         if self.fit_on.is_empty() {
-            v.push((
+            v.push(Problem::new(
                 "fit_on".into(),
                 "expected at least one dataset to train the tokenizer on".into(),
             ));
         }
         if self.vocab_size < MIN_VOCAB || self.vocab_size > 1_000_000 {
-            v.push((
+            v.push(Problem::new(
                 "vocab_size".into(),
                 format!(
                     "vocab_size {} is out of range: expected {MIN_VOCAB}..=1000000 ({} special tokens plus room for characters)",
@@ -304,7 +305,7 @@ impl Stage for Tokenize {
             let mut seen = BTreeSet::new();
             for n in list.iter() {
                 if !seen.insert(n) {
-                    v.push((field.into(), format!("dataset `{n}` is listed twice")));
+                    v.push(Problem::new(field.into(), format!("dataset `{n}` is listed twice")));
                 }
             }
         }
