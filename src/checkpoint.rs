@@ -25,6 +25,9 @@
 //! | the state does not fit the loop (a bug, an old format) | the loop says so and restarts from 0 |
 //! | the entry is committed                      | the key's folder is deleted                     |
 //!
+//! An "epoch" is whatever the loop counts: a pass over the data for the SGD loops, one fit
+//! for the logistic head's self-training (1 = the labelled fit, 1 + r = after round r).
+//!
 //! Checkpoints are keyed by the stage's key, so only the same stage of the same inputs and
 //! parameters can pick one up, and they live outside the store: nothing reads them but the
 //! loop that wrote them. Saving costs a write of the model and optimiser state, so a loop saves

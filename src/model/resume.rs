@@ -43,6 +43,32 @@ pub fn load<S: DeserializeOwned>(dev: &Dev, ckpt: &Checkpoint) -> Option<(usize,
     }
 }
 
+/// Saves `state` alone (a loop without tensors, e.g. the logistic head's self-training).
+pub fn save_state<S: Serialize>(ckpt: &Checkpoint, epoch: usize, state: &S) {
+    ckpt.save(epoch, |dir| {
+        Ok(std::fs::write(dir.join(STATE), serde_json::to_vec(state)?)?)
+    });
+}
+
+/// The newest usable checkpoint [`save_state`] wrote: (completed epochs, state).
+pub fn load_state<S: DeserializeOwned>(ckpt: &Checkpoint) -> Option<(usize, S)> {
+    let (epoch, dir) = ckpt.latest()?;
+    let read = || -> Result<S> {
+        let text = std::fs::read(dir.join(STATE)).context("no state.json")?;
+        serde_json::from_slice(&text).context("state.json does not fit this training loop")
+    };
+    match read() {
+        Ok(s) => {
+            ckpt.mark_resumed(epoch);
+            Some((epoch, s))
+        }
+        Err(e) => {
+            eprintln!("warning: ignoring checkpoint {}: {e:#}", dir.display());
+            None
+        }
+    }
+}
+
 fn read<S: DeserializeOwned>(dev: &Dev, dir: &Path) -> Result<(S, Params)> {
     let text = std::fs::read(dir.join(STATE)).context("no state.json")?;
     let state = serde_json::from_slice(&text).context("state.json does not fit this training loop")?;

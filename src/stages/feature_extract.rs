@@ -416,7 +416,17 @@ impl Stage for FeatureExtract {
                     &dev_y[..],
                 )
             });
-            let (fitted, self_training) = logreg::self_train(l_rows, &y, k, self.c, dev_rows, u_rows, rounds, ctx.seed);
+            let (fitted, self_training) = logreg::self_train(
+                l_rows,
+                &y,
+                k,
+                self.c,
+                dev_rows,
+                u_rows,
+                rounds,
+                ctx.seed,
+                Some(&ctx.loop_ctx()),
+            );
             if let (Some((spec, idf, _, _)), Some(ws)) = (&sparse, &fitted.ws) {
                 model.cfg.ngrams = Some(*spec);
                 model.params.tensors.insert(

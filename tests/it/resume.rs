@@ -9,7 +9,9 @@ use crate::common::{gen_corpus, gen_csv, keys, store_checksums, Project};
 
 /// Every training loop that checkpoints: word2vec (`w2v`), a next-token LM of an LSTM (`lm`),
 /// fine-tuning that LM with gradual unfreezing and discriminative rates (`tuned`), and an MLP
-/// head on frozen features (`mlp`). Epoch counts are high so that a kill can land mid-way.
+/// head on frozen features (`mlp`), and the logistic head's self-training (`selftrained`, where
+/// an epoch is one fit: the labelled one, then each round). Epoch counts are high so that a
+/// kill can land mid-way.
 const SPEC: &str = "
 name: resume
 seed: 5
@@ -56,9 +58,17 @@ stages:
     hidden: 16
     epochs: 300
     patience: 0
+  selftrained:
+    kind: feature-extract
+    from: seqs
+    encoder: w2v
+    train: train
+    ngrams: 2
+    unlabelled: [corpus]
+    rounds: 10
 ";
 
-const TARGETS: [&str; 4] = ["w2v", "lm", "tuned", "mlp"];
+const TARGETS: [&str; 5] = ["w2v", "lm", "tuned", "mlp", "selftrained"];
 
 fn project() -> Project {
     let p = Project::empty();

@@ -79,7 +79,7 @@ impl Rows<'_> {
 /// drag the model below either block alone (cr_customer_reviews: 80.2 % with both against
 /// 83.2 % with n-grams alone, every label). Likewise max- and mean-pooled vectors: the max
 /// half carries a spam message's one telling word, and is noise on a review's sentiment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reg {
     pub dense: Vec<f64>,
     pub sparse: f64,
@@ -113,10 +113,16 @@ impl Reg {
 
 /// A fitted model on raw features: `logits = x · w + s · ws + b`; `w` is `d × k` and `ws`
 /// (when there is a sparse block) `buckets × k`, row-major.
-#[derive(Debug, Clone)]
+///
+/// Serialisable for self-training checkpoints: the weights as their bit patterns, so a
+/// resumed loop continues from exactly the floats it stopped at.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Fitted {
+    #[serde(with = "f32_bits")]
     pub w: Vec<f32>,
+    #[serde(with = "f32_bits_opt")]
     pub ws: Option<Vec<f32>>,
+    #[serde(with = "f32_bits")]
     pub b: Vec<f32>,
     pub c: Reg,
     /// Mean held-out log-loss of every setting cross-validation tried, in the order tried
@@ -124,6 +130,34 @@ pub struct Fitted {
     pub cv_loss: Vec<(Reg, f64)>,
     /// Final training objective (mean cross-entropy + penalty) at the chosen C.
     pub objective: f64,
+}
+
+/// `Vec<f32>` as the floats' bit patterns (exact through JSON).
+mod f32_bits {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        Ok(Vec::<u32>::deserialize(d)?.into_iter().map(f32::from_bits).collect())
+    }
+}
+
+/// `Option<Vec<f32>>` as [`f32_bits`].
+mod f32_bits_opt {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<f32>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref()
+            .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f32>>, D::Error> {
+        Ok(Option::<Vec<u32>>::deserialize(d)?.map(|v| v.into_iter().map(f32::from_bits).collect()))
+    }
 }
 
 /// Fits on `rows` with labels `y` in `0..k`. `c: None` chooses C by stratified

@@ -1,9 +1,10 @@
 //! Class-balanced self-training over unlabelled rows, guarded by the dev log-loss.
 
 use super::*;
+use crate::model::{resume, LoopCtx};
 
 /// One round of class-balanced self-training, as recorded in `logistic.json`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Round {
     pub round: usize,
     /// Pseudo-labelled rows per class.
@@ -44,18 +45,51 @@ pub fn self_train(
     u: Rows,
     rounds: usize,
     seed: u64,
+    lc: Option<&LoopCtx>,
 ) -> (Fitted, Vec<Round>) {
-    let base = fit_select(l, y, k, c, dev, seed);
     let (n, nu, d) = (l.n(), u.n(), l.d);
-    if rounds == 0 || nu == 0 {
-        return (base, Vec::new());
-    }
+    let steps = rounds > 0 && nu > 0;
+    // A checkpoint counts completed fits as epochs: 1 = the labelled-only fit, 1 + r = after
+    // round r. Everything a later round reads is in it, so the resumed loop is the same loop.
+    let resumed = match lc.filter(|_| steps) {
+        Some(lc) => match resume::load_state::<Saved>(lc.checkpoint) {
+            Some((fits, s)) if fits == s.log.len() + 1 && fits <= rounds => {
+                lc.progress.resumed(fits, 0);
+                Some(s)
+            }
+            Some((fits, _)) => {
+                eprintln!("warning: ignoring a self-training checkpoint after fit {fits}: it does not fit this loop");
+                None
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let Saved {
+        base,
+        mut model,
+        mut best_dev,
+        mut log,
+    } = match resumed {
+        Some(s) => s,
+        None => {
+            let base = fit_select(l, y, k, c, dev, seed);
+            if !steps {
+                return (base, Vec::new());
+            }
+            let best_dev = dev.map(|(rows, yd)| log_loss(&base, rows, yd));
+            save_if_due(lc, &base, &base, best_dev, &[]);
+            Saved {
+                model: base.clone(),
+                base,
+                best_dev,
+                log: Vec::new(),
+            }
+        }
+    };
     let mut prior = vec![0.0f64; k];
     y.iter().for_each(|&v| prior[v as usize] += 1.0 / n as f64);
-    let mut model = base.clone();
-    let mut best_dev = dev.map(|(rows, yd)| log_loss(&model, rows, yd));
-    let mut log = Vec::new();
-    for r in 1..=rounds {
+    for r in log.len() + 1..=rounds {
         let portion = if rounds == 1 {
             0.5
         } else {
@@ -112,6 +146,41 @@ pub fn self_train(
         }
         model = next;
         best_dev = dev_log_loss;
+        if r < rounds {
+            save_if_due(lc, &base, &model, best_dev, &log);
+        }
     }
     (model, log)
+}
+
+/// The self-training loop's state between fits (see [`self_train`]), as read back.
+#[derive(serde::Deserialize)]
+struct Saved {
+    /// The labelled-only fit: its C is every round's C.
+    base: Fitted,
+    /// The model the next round pseudo-labels with.
+    model: Fitted,
+    best_dev: Option<f64>,
+    log: Vec<Round>,
+}
+
+/// [`Saved`] as written, borrowing the loop's variables.
+#[derive(serde::Serialize)]
+struct SavedRef<'a> {
+    base: &'a Fitted,
+    model: &'a Fitted,
+    best_dev: Option<f64>,
+    log: &'a [Round],
+}
+
+fn save_if_due(lc: Option<&LoopCtx>, base: &Fitted, model: &Fitted, best_dev: Option<f64>, log: &[Round]) {
+    if let Some(lc) = lc.filter(|lc| lc.checkpoint.due()) {
+        let state = SavedRef {
+            base,
+            model,
+            best_dev,
+            log,
+        };
+        resume::save_state(lc.checkpoint, log.len() + 1, &state);
+    }
 }

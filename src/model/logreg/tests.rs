@@ -84,7 +84,7 @@ fn self_training_uses_unlabelled_rows_class_balanced() {
         parts: &[],
         sparse: None,
     };
-    let (m, rounds) = self_train(l, &yl, 2, Some(1.0), None, u, 3, 0);
+    let (m, rounds) = self_train(l, &yl, 2, Some(1.0), None, u, 3, 0, None);
     assert_eq!(rounds.len(), 3);
     let last = &rounds[2].added;
     assert_eq!(last[0], last[1], "quotas follow the labelled priors (50/50)");
@@ -154,6 +154,7 @@ fn self_training_round_that_hurts_dev_is_undone() {
         },
         2,
         0,
+        None,
     );
     assert_eq!(log.len(), 1, "stops at the first harmful round: {log:?}");
     assert!(!log[0].kept && log[0].dev_log_loss.is_some());
@@ -173,6 +174,7 @@ fn self_training_round_that_hurts_dev_is_undone() {
         },
         2,
         0,
+        None,
     );
     assert!(log.len() == 2 && log.iter().all(|r| r.kept && r.dev_log_loss.is_none()));
 }
