@@ -1,0 +1,167 @@
+"""Semi-supervised prototypes on the transfer suite's stored artefacts, in scikit-learn: do
+pseudo-labels from label spreading over the pretrained vectors beat the recipe's own
+self-training (pseudo-labels from the head itself)?
+
+    ARMS=base,st,lsp OMP_NUM_THREADS=1 $BLENV/bin/python benches/ssl_prototype.py OUT SET...
+
+OUT is a finished `benches/transfer_suite.sh` output folder. The unlabelled rows are the set's
+training texts (the template's `domain`), never dev or test. Every arm fits the recipe's head
+(mean-pooled vectors + word uni+bigram TF-IDF, a C per block by dev log-loss: the joint decade
+grid, then a coordinate pass with "off"), on:
+  base  the labelled rows only;
+  st    + class-balanced self-training, 2 rounds (20 %, then 50 % of the unlabelled rows, quotas
+        by the labelled class shares, the surest rows), each round kept only if the dev
+        log-loss does not rise — the template's `rounds: 2`;
+  lsp   + the same quotas of rows pseudo-labelled by label spreading (Zhou et al. 2004) over a
+        kNN graph (K neighbours, cosine on the mean vectors) of labelled + unlabelled rows, the
+        surest first, kept only if the dev log-loss does not rise;
+  lsp1  label spreading alone, as a classifier (test rows take their K nearest training rows).
+Prints one JSON line per set, budget (100 / 500), seed and arm."""
+import csv, glob, json, os, sys, time
+import numpy as np
+import scipy.sparse as sp
+from safetensors.numpy import load_file
+from tokenizers import Tokenizer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.semi_supervised import LabelSpreading
+
+csv.field_size_limit(1 << 30)
+OUT, SETS = sys.argv[1], sys.argv[2:]
+ARMS = os.environ.get("ARMS", "base,st,lsp,lsp1").split(",")
+K = int(os.environ.get("K", "10"))
+ALPHA = float(os.environ.get("ALPHA", "0.2"))
+GRID = [10.0 ** k for k in range(-3, 4)]
+
+
+def rows(p):
+    with open(p, newline="", encoding="utf-8") as f:
+        return [(r["text"], r["label"]) for r in csv.DictReader(f)]
+
+
+def store_files(ws, stage, report):
+    for s in report["stages"]:
+        if s["name"].split("@")[0] == stage:
+            return glob.glob(f"{ws}/store/{s['key']}/files")[0]
+
+
+def design(blocks, scales):
+    return sp.hstack([b * np.sqrt(c) for b, c in zip(blocks, scales)]).tocsr()
+
+
+def fit(blocks, scales, y):
+    return LogisticRegression(C=1.0, max_iter=3000).fit(design(blocks, scales), y)
+
+
+def dev_loss(m, dv, sc, ydv):
+    return log_loss(ydv, m.predict_proba(design(dv, sc)), labels=m.classes_)
+
+
+def select(tr, ytr, dv, ydv):
+    nb = len(tr)
+    loss = lambda sc: dev_loss(fit(tr, sc, ytr), dv, sc, ydv)
+    best = min(((loss([c] * nb), [c] * nb) for c in GRID), key=lambda t: t[0])
+    for b in range(nb):
+        for c in GRID + [1e-9]:
+            sc = list(best[1]); sc[b] = c
+            l = loss(sc)
+            if l < best[0] - 1e-9:
+                best = (l, sc)
+    return best[1], best[0]
+
+
+def quotas(prior, nu, portion):
+    return {c: int(round(portion * nu * p)) for c, p in prior.items()}
+
+
+def pick(conf, lab, q):
+    """Per class, the surest rows up to its quota (ties by row index)."""
+    out = []
+    for c, n in q.items():
+        idx = np.where(lab == c)[0]
+        idx = idx[np.lexsort((idx, -conf[idx]))][:n]
+        out.extend(idx.tolist())
+    return sorted(out)
+
+
+def main():
+    for ds in SETS:
+        t0 = time.time()
+        ws = f"{OUT}/ws/{ds}"
+        rep = json.load(open(f"{OUT}/{ds}.warmstart.json"))
+        tok = Tokenizer.from_file(store_files(ws, "tok", rep) + "/tokenizer.json")
+        E = load_file(store_files(ws, "vectors", rep) + "/encoder.safetensors")["encoder.embedding"]
+        data = {s: rows(f"{OUT}/data/{ds}/{s}.csv") for s in ("train", "dev", "test")}
+        ids = {s: [e.ids[:512] for e in tok.encode_batch([t for t, _ in r])] for s, r in data.items()}
+        toks = {s: [" ".join(map(str, i)) for i in v] for s, v in ids.items()}
+        mean = {s: np.stack([E[i].mean(0) if i else np.zeros(E.shape[1], np.float32) for i in v]) for s, v in ids.items()}
+        unit = {s: m / (np.linalg.norm(m, axis=1, keepdims=True) + 1e-9) for s, m in mean.items()}
+        ydv = np.array([l for _, l in data["dev"]]); yte = np.array([l for _, l in data["test"]])
+        ytrain_all = np.array([l for _, l in data["train"]])  # only the budget's rows are read
+        subsets = json.load(open(f"{OUT}/{ds}.subsets.json"))
+        for key, sub in sorted(subsets.items()):
+            budget, seed = key.split("/")
+            if budget == "all":
+                continue
+            sub = sorted(sub)
+            ytr = ytrain_all[sub]
+            classes = sorted(set(ytr))
+            prior = {c: float((ytr == c).mean()) for c in classes}
+            unl = np.array(sorted(set(range(len(ids["train"]))) - set(sub)))
+            mu = mean["train"][sub].mean(0); sd = mean["train"][sub].std(0) + 1e-6
+            dense = lambda x: sp.csr_matrix((x - mu) / sd)
+            vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), token_pattern=r"\S+")
+            w_tr = vec.fit_transform([toks["train"][i] for i in sub])
+            blocks_of = lambda s, idx=None: [dense(mean[s] if idx is None else mean[s][idx]),
+                                             vec.transform([toks[s][i] for i in (range(len(toks[s])) if idx is None else idx)])]
+            tr = [dense(mean["train"][sub]), w_tr]
+            dv, te = blocks_of("dev"), blocks_of("test")
+            sc, base_loss = select(tr, ytr, dv, ydv)
+            base = fit(tr, sc, ytr)
+            out = {}
+            out["base"] = (base.predict(design(te, sc)) == yte).mean()
+
+            def refit(extra, ylab, sc, best):
+                """Labelled + pseudo-labelled rows with the base C's; kept if dev log-loss holds."""
+                xb = [sp.vstack([a, b]).tocsr() for a, b in zip(tr, blocks_of("train", unl[extra]))]
+                m = fit(xb, sc, np.concatenate([ytr, ylab]))
+                l = dev_loss(m, dv, sc, ydv)
+                return (m, l) if l <= best else (None, l)
+
+            if "st" in ARMS:
+                model, best = base, base_loss
+                for portion in (0.2, 0.5):
+                    p = model.predict_proba(design(blocks_of("train", unl), sc))
+                    lab = model.classes_[p.argmax(1)]
+                    extra = pick(p.max(1), lab, quotas(prior, len(unl), portion))
+                    m, l = refit(extra, lab[extra], sc, best)
+                    if m is None:
+                        break
+                    model, best = m, l
+                out["st"] = (model.predict(design(te, sc)) == yte).mean()
+            if "lsp" in ARMS or "lsp1" in ARMS:
+                allx = np.vstack([unit["train"][sub], unit["train"][unl]])
+                cl = np.array(classes)
+                yy = np.concatenate([np.searchsorted(cl, ytr), -np.ones(len(unl), int)])
+                ls = LabelSpreading(kernel="knn", n_neighbors=K, alpha=ALPHA, max_iter=200).fit(allx, yy)
+                F = ls.label_distributions_[len(sub):]
+                F = np.nan_to_num(F)
+                lab = cl[F.argmax(1)]
+                if "lsp1" in ARMS:
+                    out["lsp1"] = (cl[ls.predict(unit["test"])] == yte).mean()
+                if "lsp" in ARMS:
+                    model, best = base, base_loss
+                    for portion in (0.2, 0.5):
+                        extra = pick(F.max(1), lab, quotas(prior, len(unl), portion))
+                        m, l = refit(extra, lab[extra], sc, best)
+                        if m is None:
+                            break
+                        model, best = m, l
+                    out["lsp"] = (model.predict(design(te, sc)) == yte).mean()
+            for arm in ARMS:
+                print(json.dumps({"set": ds, "budget": budget, "seed": seed, "arm": arm, "acc": round(100 * float(out[arm]), 2)}), flush=True)
+        print(f"# {ds} {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
+
+
+main()
