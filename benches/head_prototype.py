@@ -20,31 +20,19 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-csv.field_size_limit(1 << 30)
+from suite_store import rows, store_files, design, fit
 OUT = sys.argv[1]
 SETS = sys.argv[2:]
 ARMS = [a for a in (__import__("os").environ.get("ARMS", "base,char,max,charmax,idfmean,base_char").split(","))]
 GRID = [10 ** (k / 2) for k in range(-6, 7, 2)]  # 0.001 .. 1000, decades
 
 
-def rows(p):
-    with open(p, newline="", encoding="utf-8") as f:
-        return [(r["text"], r["label"]) for r in csv.DictReader(f)]
 
 
-def store_files(ws, stage, report):
-    for s in report["stages"]:
-        if s["name"].split("@")[0] == stage:
-            return glob.glob(f"{ws}/store/{s['key']}/files")[0]
 
 
-def fit(blocks, scales, y):
-    x = sp.hstack([b * np.sqrt(c) for b, c in zip(blocks, scales)]).tocsr()
-    return LogisticRegression(C=1.0, max_iter=3000).fit(x, y)
 
 
-def design(blocks, scales):
-    return sp.hstack([b * np.sqrt(c) for b, c in zip(blocks, scales)]).tocsr()
 
 
 def select(tr, ytr, dv, ydv, classes):

@@ -17,41 +17,22 @@ grid, then a coordinate pass with "off"), on:
         surest first, kept only if the dev log-loss does not rise;
   lsp1  label spreading alone, as a classifier (test rows take their K nearest training rows).
 Prints one JSON line per set, budget (100 / 500), seed and arm."""
-import csv, glob, json, os, sys, time
+import json, os, sys, time
 import numpy as np
 import scipy.sparse as sp
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.semi_supervised import LabelSpreading
 
-csv.field_size_limit(1 << 30)
+from suite_store import rows, store_files, design, fit
+
 OUT, SETS = sys.argv[1], sys.argv[2:]
 ARMS = os.environ.get("ARMS", "base,st,lsp,lsp1").split(",")
 K = int(os.environ.get("K", "10"))
 ALPHA = float(os.environ.get("ALPHA", "0.2"))
 GRID = [10.0 ** k for k in range(-3, 4)]
-
-
-def rows(p):
-    with open(p, newline="", encoding="utf-8") as f:
-        return [(r["text"], r["label"]) for r in csv.DictReader(f)]
-
-
-def store_files(ws, stage, report):
-    for s in report["stages"]:
-        if s["name"].split("@")[0] == stage:
-            return glob.glob(f"{ws}/store/{s['key']}/files")[0]
-
-
-def design(blocks, scales):
-    return sp.hstack([b * np.sqrt(c) for b, c in zip(blocks, scales)]).tocsr()
-
-
-def fit(blocks, scales, y):
-    return LogisticRegression(C=1.0, max_iter=3000).fit(design(blocks, scales), y)
 
 
 def dev_loss(m, dv, sc, ydv):
@@ -129,17 +110,25 @@ def main():
                 l = dev_loss(m, dv, sc, ydv)
                 return (m, l) if l <= best else (None, l)
 
-            if "st" in ARMS:
+            def self_train(labels_of):
+                """Two rounds (20 %, then 50 % of the unlabelled rows), each kept only if the dev
+                log-loss holds; `labels_of(model)` gives every unlabelled row's label and confidence."""
                 model, best = base, base_loss
                 for portion in (0.2, 0.5):
-                    p = model.predict_proba(design(blocks_of("train", unl), sc))
-                    lab = model.classes_[p.argmax(1)]
-                    extra = pick(p.max(1), lab, quotas(prior, len(unl), portion))
+                    lab, conf = labels_of(model)
+                    extra = pick(conf, lab, quotas(prior, len(unl), portion))
                     m, l = refit(extra, lab[extra], sc, best)
                     if m is None:
                         break
                     model, best = m, l
-                out["st"] = (model.predict(design(te, sc)) == yte).mean()
+                return (model.predict(design(te, sc)) == yte).mean()
+
+            def own_labels(model):
+                p = model.predict_proba(design(blocks_of("train", unl), sc))
+                return model.classes_[p.argmax(1)], p.max(1)
+
+            if "st" in ARMS:
+                out["st"] = self_train(own_labels)
             if "lsp" in ARMS or "lsp1" in ARMS:
                 allx = np.vstack([unit["train"][sub], unit["train"][unl]])
                 cl = np.array(classes)
@@ -151,14 +140,7 @@ def main():
                 if "lsp1" in ARMS:
                     out["lsp1"] = (cl[ls.predict(unit["test"])] == yte).mean()
                 if "lsp" in ARMS:
-                    model, best = base, base_loss
-                    for portion in (0.2, 0.5):
-                        extra = pick(F.max(1), lab, quotas(prior, len(unl), portion))
-                        m, l = refit(extra, lab[extra], sc, best)
-                        if m is None:
-                            break
-                        model, best = m, l
-                    out["lsp"] = (model.predict(design(te, sc)) == yte).mean()
+                    out["lsp"] = self_train(lambda _model: (lab, F.max(1)))
             for arm in ARMS:
                 print(json.dumps({"set": ds, "budget": budget, "seed": seed, "arm": arm, "acc": round(100 * float(out[arm]), 2)}), flush=True)
         print(f"# {ds} {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
