@@ -11,20 +11,17 @@ max-pooled block beside them; idfmean = idf-weighted mean instead of the mean; n
 binary uni+bigrams (NBSVM's log-count ratios; multi-class: the largest one-vs-rest |r|)
 instead of TF-IDF; char = char_wb 2-5-gram TF-IDF as a third block; linear / nbonly = the
 sparse block alone."""
-import csv, glob, json, sys, itertools, time
+import json, sys, time
 import numpy as np
 import scipy.sparse as sp
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
 
-from suite_store import rows, store_files, design, fit
+from suite_store import rows, store_files, design, fit, select
 OUT = sys.argv[1]
 SETS = sys.argv[2:]
 ARMS = [a for a in (__import__("os").environ.get("ARMS", "base,char,max,charmax,idfmean,base_char").split(","))]
-GRID = [10 ** (k / 2) for k in range(-6, 7, 2)]  # 0.001 .. 1000, decades
 
 
 
@@ -35,21 +32,6 @@ GRID = [10 ** (k / 2) for k in range(-6, 7, 2)]  # 0.001 .. 1000, decades
 
 
 
-def select(tr, ytr, dv, ydv, classes):
-    """Per-block C: joint grid, then two passes of coordinate search (each block also 'off')."""
-    nb = len(tr)
-    def loss(sc):
-        m = fit(tr, sc, ytr)
-        return log_loss(ydv, m.predict_proba(design(dv, sc)), labels=m.classes_)
-    best = min(((loss([c] * nb), [c] * nb) for c in GRID), key=lambda t: t[0])
-    for _ in range(1):
-        for b in range(nb):
-            for c in GRID + [1e-9]:
-                sc = list(best[1]); sc[b] = c
-                l = loss(sc)
-                if l < best[0] - 1e-9:
-                    best = (l, sc)
-    return best[1]
 
 
 def main():
@@ -120,7 +102,7 @@ def main():
             for arm in ARMS:
                 names = arms[arm]
                 tr = [blocks[n]["train"] for n in names]; dv = [blocks[n]["dev"] for n in names]; te = [blocks[n]["test"] for n in names]
-                sc = select(tr, ytr, dv, ydv, None)
+                sc, _ = select(tr, ytr, dv, ydv)
                 m = fit(tr, sc, ytr)
                 acc = float((m.predict(design(te, sc)) == yte).mean())
                 print(json.dumps({"set": ds, "budget": budget, "seed": seed, "arm": arm, "acc": round(100 * acc, 2), "c": sc}), flush=True)

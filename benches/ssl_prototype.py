@@ -23,33 +23,18 @@ import scipy.sparse as sp
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.metrics import log_loss
 from sklearn.semi_supervised import LabelSpreading
 
-from suite_store import rows, store_files, design, fit
+from suite_store import rows, store_files, design, fit, dev_loss, select
 
 OUT, SETS = sys.argv[1], sys.argv[2:]
 ARMS = os.environ.get("ARMS", "base,st,lsp,lsp1").split(",")
 K = int(os.environ.get("K", "10"))
 ALPHA = float(os.environ.get("ALPHA", "0.2"))
-GRID = [10.0 ** k for k in range(-3, 4)]
 
 
-def dev_loss(m, dv, sc, ydv):
-    return log_loss(ydv, m.predict_proba(design(dv, sc)), labels=m.classes_)
 
 
-def select(tr, ytr, dv, ydv):
-    nb = len(tr)
-    loss = lambda sc: dev_loss(fit(tr, sc, ytr), dv, sc, ydv)
-    best = min(((loss([c] * nb), [c] * nb) for c in GRID), key=lambda t: t[0])
-    for b in range(nb):
-        for c in GRID + [1e-9]:
-            sc = list(best[1]); sc[b] = c
-            l = loss(sc)
-            if l < best[0] - 1e-9:
-                best = (l, sc)
-    return best[1], best[0]
 
 
 def quotas(prior, nu, portion):

@@ -4,8 +4,11 @@ import csv, glob
 import numpy as np
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 
 csv.field_size_limit(1 << 30)
+GRID = [10.0 ** k for k in range(-3, 4)]  # C: 0.001 .. 1000, decades
+OFF = 1e-9  # a C that switches a block off
 
 
 def rows(p):
@@ -28,3 +31,22 @@ def design(blocks, scales):
 
 def fit(blocks, scales, y):
     return LogisticRegression(C=1.0, max_iter=3000).fit(design(blocks, scales), y)
+
+
+def dev_loss(m, dv, sc, ydv):
+    return log_loss(ydv, m.predict_proba(design(dv, sc)), labels=m.classes_)
+
+
+def select(tr, ytr, dv, ydv):
+    """A C per block by dev log-loss: the joint grid, then one coordinate pass (each block also
+    off). Returns (scales, dev log-loss)."""
+    nb = len(tr)
+    loss = lambda sc: dev_loss(fit(tr, sc, ytr), dv, sc, ydv)
+    best = min(((loss([c] * nb), [c] * nb) for c in GRID), key=lambda t: t[0])
+    for b in range(nb):
+        for c in GRID + [OFF]:
+            sc = list(best[1]); sc[b] = c
+            l = loss(sc)
+            if l < best[0] - 1e-9:
+                best = (l, sc)
+    return best[1], best[0]

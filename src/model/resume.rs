@@ -30,17 +30,10 @@ pub fn save<S: Serialize>(ckpt: &Checkpoint, epoch: usize, state: &S, tensors: &
 /// The newest usable checkpoint: (completed epochs, state, tensors). One that cannot be read
 /// as this loop's state is reported and ignored, so training starts over rather than fails.
 pub fn load<S: DeserializeOwned>(dev: &Dev, ckpt: &Checkpoint) -> Option<(usize, S, Params)> {
-    let (epoch, dir) = ckpt.latest()?;
-    match read(dev, &dir) {
-        Ok((s, t)) => {
-            ckpt.mark_resumed(epoch);
-            Some((epoch, s, t))
-        }
-        Err(e) => {
-            eprintln!("warning: ignoring checkpoint {}: {e:#}", dir.display());
-            None
-        }
-    }
+    let (epoch, (state, tensors)) = load_with(ckpt, |dir| {
+        Ok((read_state(dir)?, Params::load(dev, &dir.join(TENSORS))?))
+    })?;
+    Some((epoch, state, tensors))
 }
 
 /// Saves `state` alone (a loop without tensors, e.g. the logistic head's self-training).
@@ -52,15 +45,17 @@ pub fn save_state<S: Serialize>(ckpt: &Checkpoint, epoch: usize, state: &S) {
 
 /// The newest usable checkpoint [`save_state`] wrote: (completed epochs, state).
 pub fn load_state<S: DeserializeOwned>(ckpt: &Checkpoint) -> Option<(usize, S)> {
+    load_with(ckpt, read_state)
+}
+
+/// The newest complete checkpoint, read by `read`; marked as resumed if it reads, reported and
+/// ignored if not.
+fn load_with<T>(ckpt: &Checkpoint, read: impl FnOnce(&Path) -> Result<T>) -> Option<(usize, T)> {
     let (epoch, dir) = ckpt.latest()?;
-    let read = || -> Result<S> {
-        let text = std::fs::read(dir.join(STATE)).context("no state.json")?;
-        serde_json::from_slice(&text).context("state.json does not fit this training loop")
-    };
-    match read() {
-        Ok(s) => {
+    match read(&dir) {
+        Ok(t) => {
             ckpt.mark_resumed(epoch);
-            Some((epoch, s))
+            Some((epoch, t))
         }
         Err(e) => {
             eprintln!("warning: ignoring checkpoint {}: {e:#}", dir.display());
@@ -69,10 +64,9 @@ pub fn load_state<S: DeserializeOwned>(ckpt: &Checkpoint) -> Option<(usize, S)> 
     }
 }
 
-fn read<S: DeserializeOwned>(dev: &Dev, dir: &Path) -> Result<(S, Params)> {
+fn read_state<S: DeserializeOwned>(dir: &Path) -> Result<S> {
     let text = std::fs::read(dir.join(STATE)).context("no state.json")?;
-    let state = serde_json::from_slice(&text).context("state.json does not fit this training loop")?;
-    Ok((state, Params::load(dev, &dir.join(TENSORS))?))
+    serde_json::from_slice(&text).context("state.json does not fit this training loop")
 }
 
 /// `from`'s tensors under `prefix` added to `into`.

@@ -136,27 +136,34 @@ pub struct Fitted {
 mod f32_bits {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+    pub fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    pub fn floats(v: Vec<u32>) -> Vec<f32> {
+        v.into_iter().map(f32::from_bits).collect()
+    }
+
     pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
-        v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>().serialize(s)
+        bits(v).serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
-        Ok(Vec::<u32>::deserialize(d)?.into_iter().map(f32::from_bits).collect())
+        Ok(floats(Vec::deserialize(d)?))
     }
 }
 
 /// `Option<Vec<f32>>` as [`f32_bits`].
 mod f32_bits_opt {
+    use super::f32_bits::{bits, floats};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(v: &Option<Vec<f32>>, s: S) -> Result<S::Ok, S::Error> {
-        v.as_ref()
-            .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
-            .serialize(s)
+        v.as_deref().map(bits).serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f32>>, D::Error> {
-        Ok(Option::<Vec<u32>>::deserialize(d)?.map(|v| v.into_iter().map(f32::from_bits).collect()))
+        Ok(Option::deserialize(d)?.map(floats))
     }
 }
 

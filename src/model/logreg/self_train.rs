@@ -51,22 +51,18 @@ pub fn self_train(
     let steps = rounds > 0 && nu > 0;
     // A checkpoint counts completed fits as epochs: 1 = the labelled-only fit, 1 + r = after
     // round r. Everything a later round reads is in it, so the resumed loop is the same loop.
-    let resumed = match lc.filter(|_| steps) {
-        Some(lc) => match resume::load_state::<Saved>(lc.checkpoint) {
-            Some((fits, s)) if fits == s.log.len() + 1 && fits <= rounds => {
-                lc.progress.resumed(fits, 0);
-                Some(s)
-            }
-            Some((fits, _)) => {
-                eprintln!("warning: ignoring a self-training checkpoint after fit {fits}: it does not fit this loop");
-                None
-            }
-            None => None,
-        },
-        None => None,
-    };
+    let resumed = lc.filter(|_| steps).and_then(|lc| {
+        let (fits, s) = resume::load_state::<Saved>(lc.checkpoint)?;
+        if fits != s.log.len() + 1 || fits > rounds {
+            eprintln!("warning: ignoring a self-training checkpoint after fit {fits}: it does not fit this loop");
+            return None;
+        }
+        lc.progress.resumed(fits, 0);
+        Some(s)
+    });
+    // Every round refits with the labelled fit's C (and reports its CV losses), so `model`
+    // carries all the loop needs of that fit.
     let Saved {
-        base,
         mut model,
         mut best_dev,
         mut log,
@@ -78,10 +74,9 @@ pub fn self_train(
                 return (base, Vec::new());
             }
             let best_dev = dev.map(|(rows, yd)| log_loss(&base, rows, yd));
-            save_if_due(lc, &base, &base, best_dev, &[]);
+            save_if_due(lc, &base, best_dev, &[]);
             Saved {
-                model: base.clone(),
-                base,
+                model: base,
                 best_dev,
                 log: Vec::new(),
             }
@@ -127,8 +122,8 @@ pub fn self_train(
             parts: l.parts,
             sparse: l.sparse.map(|(_, b)| (&sparse[..], b)),
         };
-        let mut next = fit_with(rows, &ys, k, base.c.clone(), seed);
-        next.cv_loss = base.cv_loss.clone();
+        let mut next = fit_with(rows, &ys, k, model.c.clone(), seed);
+        next.cv_loss = model.cv_loss.clone();
         let dev_log_loss = dev.map(|(rows, yd)| log_loss(&next, rows, yd));
         let kept = match (dev_log_loss, best_dev) {
             (Some(now), Some(before)) => now <= before,
@@ -147,7 +142,7 @@ pub fn self_train(
         model = next;
         best_dev = dev_log_loss;
         if r < rounds {
-            save_if_due(lc, &base, &model, best_dev, &log);
+            save_if_due(lc, &model, best_dev, &log);
         }
     }
     (model, log)
@@ -156,9 +151,7 @@ pub fn self_train(
 /// The self-training loop's state between fits (see [`self_train`]), as read back.
 #[derive(serde::Deserialize)]
 struct Saved {
-    /// The labelled-only fit: its C is every round's C.
-    base: Fitted,
-    /// The model the next round pseudo-labels with.
+    /// The model the next round pseudo-labels with (its C is the labelled fit's).
     model: Fitted,
     best_dev: Option<f64>,
     log: Vec<Round>,
@@ -167,20 +160,14 @@ struct Saved {
 /// [`Saved`] as written, borrowing the loop's variables.
 #[derive(serde::Serialize)]
 struct SavedRef<'a> {
-    base: &'a Fitted,
     model: &'a Fitted,
     best_dev: Option<f64>,
     log: &'a [Round],
 }
 
-fn save_if_due(lc: Option<&LoopCtx>, base: &Fitted, model: &Fitted, best_dev: Option<f64>, log: &[Round]) {
+fn save_if_due(lc: Option<&LoopCtx>, model: &Fitted, best_dev: Option<f64>, log: &[Round]) {
     if let Some(lc) = lc.filter(|lc| lc.checkpoint.due()) {
-        let state = SavedRef {
-            base,
-            model,
-            best_dev,
-            log,
-        };
+        let state = SavedRef { model, best_dev, log };
         resume::save_state(lc.checkpoint, log.len() + 1, &state);
     }
 }
