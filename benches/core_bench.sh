@@ -11,7 +11,8 @@
 #    input bytes / (tokenize seconds + pad seconds) as reported by `run --json`; with BLENV
 #    (tokenizers installed), HF tokenizers from Python on the same texts and settings
 #    (../shared/bench/tokenize_peers.py: WordPiece 8k train + encode + pad 256), same threads,
-#    right after, and the ratio. SKIP_NOOP=1 runs only this part.
+#    right after, and the ratio; then benches/tokenize_same_ids.py checks that warmstart's ids
+#    are what HF tokenizers encodes with warmstart's tokenizer.json. SKIP_NOOP=1 runs only this part.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=$ROOT/../shared
@@ -70,6 +71,10 @@ PY
     fi
     rm -f "/dev/shm/ws_tok_$T"
   done
+  if [ -n "${BLENV:-}" ] && "$BLENV/bin/python" -c "import tokenizers, numpy" 2>/dev/null; then
+    ART=$(dirname "$(find "$WS/t2/store" -name imdb.seq | head -n 1)")
+    echo "<!-- same ids: $("$BLENV/bin/python" benches/tokenize_same_ids.py "$ART" "$SHARED/datasets/imdb/train.csv" imdb) -->"
+  fi
 else
   echo "(skipped tokenize throughput: $SHARED/datasets/imdb/train.csv not found)"
 fi

@@ -10,28 +10,24 @@
 //! indices, see [`crate::seqfile`]).
 
 use crate::problem::Problem;
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{anyhow, Context, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tokenizers::models::bpe::{BpeTrainer, BPE};
-use tokenizers::models::unigram::{Unigram, UnigramTrainerBuilder};
-use tokenizers::models::wordlevel::{WordLevel, WordLevelTrainer};
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
-use tokenizers::models::TrainerWrapper;
-use tokenizers::normalizers::BertNormalizer;
-use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::{AddedToken, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer, Tokenizer};
+use tokenizers::Tokenizer;
 
 use super::{params_of, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::seqfile::{write_ragged, Ragged};
 
+mod ascii;
+mod encode;
+mod vocab;
+
 pub const KIND: Kind = Kind {
     name: "tokenize",
     produces: super::Product::Tokens,
-    // 2: words longer than MAX_TRAIN_WORD are left out of tokenizer training.
+    // 2: words longer than vocab::MAX_TRAIN_WORD are left out of tokenizer training.
     version: 2,
     summary: "train a WordPiece/BPE/Unigram tokenizer and encode datasets to ids",
     parse: super::parse_as::<Tokenize>,
@@ -41,9 +37,6 @@ pub const KIND: Kind = Kind {
 pub use crate::artefact::{CLS_ID, MASK_ID, PAD_ID, SPECIALS, UNK_ID};
 /// Smallest vocabulary we accept: the specials plus room for characters.
 const MIN_VOCAB: usize = 32;
-/// Longest word (after normalisation and pre-tokenisation), in characters, that the tokenizer
-/// is trained on: WordPiece's own limit, beyond which a word encodes as `[UNK]` anyway.
-const MAX_TRAIN_WORD: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -128,119 +121,16 @@ impl Tokenize {
     }
 
     fn build(&self, texts: &[String]) -> Result<Tokenizer> {
-        let specials: Vec<AddedToken> = SPECIALS.iter().map(|s| AddedToken::from(*s, true)).collect();
-        let (model, mut trainer): (tokenizers::ModelWrapper, TrainerWrapper) = match self.algorithm {
-            Algorithm::Wordpiece => (
-                WordPiece::builder()
-                    .unk_token("[UNK]".into())
-                    .build()
-                    .map_err(|e| anyhow!("{e}"))?
-                    .into(),
-                WordPieceTrainer::builder()
-                    .vocab_size(self.vocab_size)
-                    .min_frequency(self.min_frequency())
-                    .special_tokens(specials)
-                    .show_progress(false)
-                    .build()
-                    .into(),
-            ),
-            Algorithm::Bpe => (
-                BPE::builder()
-                    .unk_token("[UNK]".into())
-                    .continuing_subword_prefix("##".into())
-                    .build()
-                    .map_err(|e| anyhow!("{e}"))?
-                    .into(),
-                BpeTrainer::builder()
-                    .vocab_size(self.vocab_size)
-                    .min_frequency(self.min_frequency())
-                    .special_tokens(specials)
-                    .continuing_subword_prefix("##".into())
-                    .show_progress(false)
-                    .build()
-                    .into(),
-            ),
-            Algorithm::Wordlevel => (
-                WordLevel::builder()
-                    .unk_token("[UNK]".into())
-                    .build()
-                    .map_err(|e| anyhow!("{e}"))?
-                    .into(),
-                WordLevelTrainer::builder()
-                    .vocab_size(self.vocab_size)
-                    .min_frequency(self.min_frequency())
-                    .special_tokens(specials)
-                    .show_progress(false)
-                    .build()
-                    .map_err(|e| anyhow!("{e}"))?
-                    .into(),
-            ),
-            Algorithm::Unigram => (
-                Unigram::default().into(),
-                UnigramTrainerBuilder::default()
-                    .vocab_size(self.vocab_size as u32)
-                    .special_tokens(specials)
-                    .unk_token(Some("[UNK]".into()))
-                    .show_progress(false)
-                    .build()
-                    .map_err(|e| anyhow!("{e}"))?
-                    .into(),
-            ),
-        };
-        // Reproducible vocabularies: see crate::determinism.
-        crate::determinism::init();
-        tokenizers::utils::parallelism::set_parallelism(false);
-        let mut tok = Tokenizer::new(model);
-        tok.with_normalizer(Some(BertNormalizer::new(
-            true,
-            true,
-            Some(self.lowercase),
-            self.lowercase,
-        )));
-        tok.with_pre_tokenizer(Some(BertPreTokenizer));
-        let texts: Vec<Cow<str>> = texts
-            .iter()
-            .map(|t| without_long_words(&tok, t))
-            .collect::<Result<_>>()?;
-        tok.train(&mut trainer, texts.iter())
-            .map_err(|e| anyhow!("training the tokenizer failed: {e}"))?;
-        for (id, s) in SPECIALS.iter().enumerate() {
-            let got = tok.token_to_id(s);
-            if got != Some(id as u32) {
-                return Err(anyhow!("internal: special token {s} got id {got:?}, expected {id}"));
-            }
-        }
-        Ok(tok)
+        vocab::train(
+            &vocab::VocabSpec {
+                algorithm: self.algorithm,
+                vocab_size: self.vocab_size,
+                lowercase: self.lowercase,
+                min_frequency: self.min_frequency(),
+            },
+            texts,
+        )
     }
-}
-
-/// `text` without the words the tokenizer trainer must not see: those longer than
-/// [`MAX_TRAIN_WORD`] characters once normalised and pre-tokenised, the way the trainer splits.
-///
-/// Such "words" are blobs (base64, hashes, a pasted line with no spaces); they teach a
-/// vocabulary nothing, and the trainers handle them badly: BPE/WordPiece merging is quadratic in
-/// a word's length (one 2 MB blob took five minutes) and the Unigram trainer overflowed the
-/// stack on a 100 kB one, which aborts the whole process. Texts without a long whitespace-free
-/// run (nearly all) are returned unchanged; the others are rebuilt from their kept words joined
-/// by spaces, which normalise and pre-tokenise to the same words again.
-fn without_long_words<'a>(tok: &Tokenizer, text: &'a str) -> Result<Cow<'a, str>> {
-    if text.split_whitespace().all(|w| w.len() <= MAX_TRAIN_WORD) {
-        return Ok(Cow::Borrowed(text));
-    }
-    let mut pts = PreTokenizedString::from(text);
-    if let Some(n) = tok.get_normalizer() {
-        pts.normalize(|s| n.normalize(s)).map_err(|e| anyhow!("{e}"))?;
-    }
-    if let Some(p) = tok.get_pre_tokenizer() {
-        p.pre_tokenize(&mut pts).map_err(|e| anyhow!("{e}"))?;
-    }
-    let kept: Vec<&str> = pts
-        .get_splits(OffsetReferential::Original, OffsetType::Byte)
-        .into_iter()
-        .map(|(w, _, _)| w)
-        .filter(|w| w.chars().count() <= MAX_TRAIN_WORD)
-        .collect();
-    Ok(Cow::Owned(kept.join(" ")))
 }
 
 impl Stage for Tokenize {
@@ -350,22 +240,8 @@ impl Stage for Tokenize {
         let mut total_tokens = 0usize;
         for name in self.encode_list() {
             let data = &rows[name];
-            let encoded: Vec<Vec<u32>> = data
-                .texts
-                .par_chunks(512)
-                .map(|chunk| {
-                    let out = chunk
-                        .iter()
-                        .map(|t| tok.encode_fast(t.as_str(), false).map(|e| e.get_ids().to_vec()))
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(|e| anyhow!("encoding `{name}` failed: {e}"));
-                    ctx.progress.inc(chunk.len() as u64);
-                    out
-                })
-                .collect::<Result<Vec<Vec<Vec<u32>>>>>()?
-                .into_iter()
-                .flatten()
-                .collect();
+            let encoded = encode::encode_all(&tok, self.lowercase, &data.texts, |n| ctx.progress.inc(n))
+                .with_context(|| format!("encoding `{name}` failed"))?;
             let mut r = Ragged {
                 offsets: Vec::with_capacity(encoded.len() + 1),
                 ids: Vec::new(),
@@ -434,41 +310,6 @@ pub fn read_meta(dir: &std::path::Path) -> Result<TokMeta> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The words the trainer is fed for `text` (normalised, pre-tokenised), as `build` sets up.
-    fn words(tok: &Tokenizer, text: &str) -> Vec<String> {
-        let mut pts = PreTokenizedString::from(text);
-        pts.normalize(|s| tok.get_normalizer().unwrap().normalize(s)).unwrap();
-        tok.get_pre_tokenizer().unwrap().pre_tokenize(&mut pts).unwrap();
-        pts.get_splits(OffsetReferential::Original, OffsetType::Byte)
-            .into_iter()
-            .map(|(w, _, _)| w.to_string())
-            .collect()
-    }
-
-    #[test]
-    fn only_long_words_are_left_out_of_training() {
-        let mut tok = Tokenizer::new(WordPiece::default());
-        tok.with_normalizer(Some(BertNormalizer::new(true, true, Some(true), true)));
-        tok.with_pre_tokenizer(Some(BertPreTokenizer));
-        // Chinese without spaces (one long whitespace-free run, but one word per character),
-        // accents, punctuation: the rebuilt text must give the trainer the same words.
-        let chinese =
-            "这家酒店的服务很好，房间非常干净，早餐也不错，前台热情，位置方便，价格便宜，下次还来。".repeat(3);
-        let mixed = "Crème-brûlée,don't-stop!example.com/a_very/long/path?with=params&and=more".repeat(4);
-        for text in [chinese.as_str(), mixed.as_str()] {
-            let kept = without_long_words(&tok, text).unwrap();
-            assert!(matches!(kept, Cow::Owned(_)), "the check should have run on {text}");
-            assert_eq!(words(&tok, &kept), words(&tok, text), "{text}");
-        }
-        let blob = "x".repeat(MAX_TRAIN_WORD + 1);
-        let text = format!("A great film {blob} with {}", "y".repeat(MAX_TRAIN_WORD));
-        let kept = without_long_words(&tok, &text).unwrap();
-        let mut expected = words(&tok, &text);
-        expected.retain(|w| w != &blob);
-        assert_eq!(words(&tok, &kept), expected);
-        assert!(!kept.contains(&blob));
-    }
 
     /// `wordlevel` keeps whole words, most frequent first, and sends words below
     /// `min_frequency` to `[UNK]`; the special tokens keep their fixed ids.
