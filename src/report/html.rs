@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::chart::{esc, line_chart, sample_efficiency, Range};
 use serde_json::Value;
 
-use super::{data_sizes, groups, metric, pct, summary_cell, Row};
+use super::{data_sizes, groups, results_table, Row};
 use crate::plan::Plan;
 use crate::spec::Study;
 use crate::stages::Product;
@@ -24,23 +24,12 @@ pub(super) fn html(study: &Study, plan: &Plan, ws: &Workspace, rows: &[Row]) -> 
         study.repeats
     );
     s.push_str("<h2>Results</h2><table><tr><th>variant</th><th>stage</th><th>n</th><th>accuracy %</th><th>macro-F1 %</th><th>majority %</th><th>seeds</th></tr>");
-    for ((group, stage), rs) in groups(rows) {
-        let seeds: Vec<String> = rs.iter().map(|r| r.seed.to_string()).collect();
-        let maj = rs
-            .iter()
-            .find_map(|r| metric(r, "majority_baseline"))
-            .map(pct)
-            .unwrap_or_default();
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{maj}</td><td>{}</td></tr>",
-            esc(if group.is_empty() { "(spec)" } else { &group }),
-            esc(&stage),
-            rs.len(),
-            summary_cell(&rs, "accuracy"),
-            summary_cell(&rs, "macro_f1"),
-            seeds.join(", ")
-        );
+    for cells in results_table(rows) {
+        s.push_str("<tr>");
+        for c in cells {
+            let _ = write!(s, "<td>{}</td>", esc(&c));
+        }
+        s.push_str("</tr>");
     }
     s.push_str("</table>");
 

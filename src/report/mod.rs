@@ -204,6 +204,31 @@ fn data_sizes(plan: &Plan, ws: &Workspace) -> Vec<(String, u64)> {
     Vec::new()
 }
 
+/// The results table, one row of cells per (variant, stage) group: variant, stage, n,
+/// accuracy, macro-F1, majority baseline, seeds. Markdown and HTML render the same cells.
+fn results_table(rows: &[Row]) -> Vec<[String; 7]> {
+    groups(rows)
+        .into_iter()
+        .map(|((group, stage), rs)| {
+            let seeds: Vec<String> = rs.iter().map(|r| r.seed.to_string()).collect();
+            let maj = rs
+                .iter()
+                .find_map(|r| metric(r, "majority_baseline"))
+                .map(pct)
+                .unwrap_or_default();
+            [
+                if group.is_empty() { "(spec)".to_string() } else { group },
+                stage,
+                rs.len().to_string(),
+                summary_cell(&rs, "accuracy"),
+                summary_cell(&rs, "macro_f1"),
+                maj,
+                seeds.join(", "),
+            ]
+        })
+        .collect()
+}
+
 fn markdown(study: &Study, plan: &Plan, ws: &Workspace, rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# {}\n", study.name);
@@ -215,22 +240,8 @@ fn markdown(study: &Study, plan: &Plan, ws: &Workspace, rows: &[Row]) -> String 
         study.repeats
     );
     let _ = writeln!(s, "## Results\n\n| variant | stage | n | accuracy % | macro-F1 % | majority % | seeds |\n|---|---|---|---|---|---|---|");
-    for ((group, stage), rs) in groups(rows) {
-        let seeds: Vec<String> = rs.iter().map(|r| r.seed.to_string()).collect();
-        let maj = rs
-            .iter()
-            .find_map(|r| metric(r, "majority_baseline"))
-            .map(pct)
-            .unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "| {} | {stage} | {} | {} | {} | {maj} | {} |",
-            if group.is_empty() { "(spec)" } else { &group },
-            rs.len(),
-            summary_cell(&rs, "accuracy"),
-            summary_cell(&rs, "macro_f1"),
-            seeds.join(", ")
-        );
+    for cells in results_table(rows) {
+        let _ = writeln!(s, "| {} |", cells.join(" | "));
     }
     let sizes = data_sizes(plan, ws);
     if !sizes.is_empty() {

@@ -84,8 +84,7 @@ fn encode_one(
 
 #[cfg(test)]
 mod tests {
-    use super::super::vocab::{train, VocabSpec};
-    use super::super::Algorithm;
+    use super::super::vocab::{every_spec, train};
     use super::*;
 
     fn corpus() -> Vec<String> {
@@ -119,27 +118,14 @@ mod tests {
     #[test]
     fn same_ids_as_encode_fast() {
         let texts = corpus();
-        for algorithm in [
-            Algorithm::Wordpiece,
-            Algorithm::Bpe,
-            Algorithm::Unigram,
-            Algorithm::Wordlevel,
-        ] {
-            for lowercase in [true, false] {
-                let spec = VocabSpec {
-                    algorithm,
-                    vocab_size: 120,
-                    lowercase,
-                    min_frequency: 2,
-                };
-                let tok = train(&spec, &texts).unwrap();
-                let fast = encode_all(&tok, lowercase, &texts, |_| {}).unwrap();
-                let slow: Vec<Vec<u32>> = texts
-                    .iter()
-                    .map(|t| tok.encode_fast(t.as_str(), false).unwrap().get_ids().to_vec())
-                    .collect();
-                assert_eq!(fast, slow, "{algorithm:?}, lowercase {lowercase}");
-            }
+        for spec in every_spec(120) {
+            let tok = train(&spec, &texts).unwrap();
+            let fast = encode_all(&tok, spec.lowercase, &texts, |_| {}).unwrap();
+            let slow: Vec<Vec<u32>> = texts
+                .iter()
+                .map(|t| tok.encode_fast(t.as_str(), false).unwrap().get_ids().to_vec())
+                .collect();
+            assert_eq!(fast, slow, "{:?}, lowercase {}", spec.algorithm, spec.lowercase);
         }
     }
 }

@@ -220,6 +220,28 @@ pub fn for_each_train_word(norm: &BertNormalizer, text: &str, mut f: impl FnMut(
     Ok(())
 }
 
+/// Every algorithm, lowercased and not: the cases the tokenizer tests sweep.
+#[cfg(test)]
+pub(super) fn every_spec(vocab_size: usize) -> Vec<VocabSpec> {
+    let algorithms = [
+        Algorithm::Wordpiece,
+        Algorithm::Bpe,
+        Algorithm::Unigram,
+        Algorithm::Wordlevel,
+    ];
+    algorithms
+        .into_iter()
+        .flat_map(|algorithm| {
+            [true, false].map(|lowercase| VocabSpec {
+                algorithm,
+                vocab_size,
+                lowercase,
+                min_frequency: 2,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,26 +312,15 @@ mod tests {
     #[test]
     fn same_bytes_as_tokenizer_train() {
         let texts = corpus();
-        for algorithm in [
-            Algorithm::Wordpiece,
-            Algorithm::Bpe,
-            Algorithm::Unigram,
-            Algorithm::Wordlevel,
-        ] {
-            for lowercase in [true, false] {
-                let spec = VocabSpec {
-                    algorithm,
-                    vocab_size: 300,
-                    lowercase,
-                    min_frequency: 2,
-                };
-                let ours = train(&spec, &texts).unwrap().to_string(false).unwrap();
-                let theirs = reference(&spec, &texts).to_string(false).unwrap();
-                assert!(
-                    ours == theirs,
-                    "{algorithm:?} lowercase={lowercase}: vocabularies differ"
-                );
-            }
+        for spec in every_spec(300) {
+            let ours = train(&spec, &texts).unwrap().to_string(false).unwrap();
+            let theirs = reference(&spec, &texts).to_string(false).unwrap();
+            assert!(
+                ours == theirs,
+                "{:?} lowercase={}: vocabularies differ",
+                spec.algorithm,
+                spec.lowercase
+            );
         }
     }
 
