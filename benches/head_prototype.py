@@ -10,7 +10,8 @@ budget (100 / 500), seed and arm. Arms: base = mean vectors + word uni+bigram TF
 max-pooled block beside them; idfmean = idf-weighted mean instead of the mean; nb = NB-weighted
 binary uni+bigrams (NBSVM's log-count ratios; multi-class: the largest one-vs-rest |r|)
 instead of TF-IDF; char = char_wb 2-5-gram TF-IDF as a third block; linear / nbonly = the
-sparse block alone."""
+sparse block alone; lsa = a third block of LSA_K (default 100) LSA dimensions fitted on every
+training text (unlabelled, as `domain`); lsa_words = LSA instead of the vectors."""
 import json, sys, time
 import numpy as np
 import scipy.sparse as sp
@@ -65,6 +66,14 @@ def main():
                     out[r] = (v * w[:, None]).sum(0) / w.sum()
             return out
         pooled = {how: {s: pool(s, how) for s in ids} for how in ("mean", "max", "idfmean")}
+        if any(a.startswith("lsa") for a in ARMS):
+            # LSA of the domain texts (every training text, labels unread): a TF-IDF of token
+            # ids fitted on them, reduced to LSA_K dimensions by a seeded truncated SVD.
+            from sklearn.decomposition import TruncatedSVD
+            k = int(__import__("os").environ.get("LSA_K", "100"))
+            tv = TfidfVectorizer(sublinear_tf=True, token_pattern=r"\S+", min_df=2)
+            svd = TruncatedSVD(k, random_state=0).fit(tv.fit_transform(toks["train"]))
+            pooled["lsa"] = {s: svd.transform(tv.transform(toks[s])).astype(np.float32) for s in ids}
         subsets = json.load(open(f"{OUT}/{ds}.subsets.json"))
         chinese = ds.startswith("cn_")
         for key, sub in sorted(subsets.items()):
@@ -97,8 +106,11 @@ def main():
                     return sp.diags(1 / n) @ m
                 return {"train": f(tr), "dev": f(v.transform(toks["dev"])), "test": f(v.transform(toks["test"]))}
             blocks = {"nb": nb(), "mean": dense("mean"), "max": dense("max"), "idfmean": dense("idfmean"), "words": words(), "chars": chars()}
+            if "lsa" in pooled:
+                blocks["lsa"] = dense("lsa")
             arms = {"base": ["mean", "words"], "char": ["mean", "words", "chars"], "max": ["mean", "max", "words"],
-                    "charmax": ["mean", "max", "words", "chars"], "idfmean": ["idfmean", "words"], "base_char": ["mean", "chars"], "nb": ["mean", "nb"], "nbwords": ["mean", "words", "nb"], "linear": ["words"], "nbonly": ["nb"]}
+                    "charmax": ["mean", "max", "words", "chars"], "idfmean": ["idfmean", "words"], "base_char": ["mean", "chars"], "nb": ["mean", "nb"], "nbwords": ["mean", "words", "nb"], "linear": ["words"], "nbonly": ["nb"],
+                    "lsa": ["mean", "words", "lsa"], "lsa_words": ["lsa", "words"]}
             for arm in ARMS:
                 names = arms[arm]
                 tr = [blocks[n]["train"] for n in names]; dv = [blocks[n]["dev"] for n in names]; te = [blocks[n]["test"] for n in names]
