@@ -11,7 +11,9 @@ max-pooled block beside them; idfmean = idf-weighted mean instead of the mean; n
 binary uni+bigrams (NBSVM's log-count ratios; multi-class: the largest one-vs-rest |r|)
 instead of TF-IDF; char = char_wb 2-5-gram TF-IDF as a third block; linear / nbonly = the
 sparse block alone; lsa = a third block of LSA_K (default 100) LSA dimensions fitted on every
-training text (unlabelled, as `domain`); lsa_words = LSA instead of the vectors."""
+training text (unlabelled, as `domain`); lsa_words = LSA instead of the vectors; nbr = a third block of token counts spread to each
+token's NBR_K (default 10) nearest tokens by vector cosine, TF-IDF weighted (a convex stand-in
+for fine-tuning the embeddings); nbr_lsa = both."""
 import json, sys, time
 import numpy as np
 import scipy.sparse as sp
@@ -74,6 +76,32 @@ def main():
             tv = TfidfVectorizer(sublinear_tf=True, token_pattern=r"\S+", min_df=2)
             svd = TruncatedSVD(k, random_state=0).fit(tv.fit_transform(toks["train"]))
             pooled["lsa"] = {s: svd.transform(tv.transform(toks[s])).astype(np.float32) for s in ids}
+        if any(a.startswith("nbr") for a in ARMS):
+            # Neighbour expansion: each token of a text also counts, weighted by cosine, for its
+            # NBR_K nearest tokens in vector space (among the tokens of this task's texts), so a
+            # linear weight learned for a seen word reaches its neighbours (what fine-tuning the
+            # embeddings gives fastText), while the problem stays convex.
+            kn = int(__import__("os").environ.get("NBR_K", "10"))
+            vocab = sorted({t for v in ids.values() for i in v for t in i})
+            pos = {t: j for j, t in enumerate(vocab)}
+            V = E[vocab].astype(np.float32)
+            V /= np.linalg.norm(V, axis=1, keepdims=True) + 1e-9
+            rr, cc, vv = [], [], []
+            for a in range(0, len(vocab), 2048):
+                sim = V[a:a + 2048] @ V.T
+                top = np.argpartition(-sim, kn, axis=1)[:, :kn + 1]
+                for r in range(sim.shape[0]):
+                    for c in top[r]:
+                        if sim[r, c] > 0:
+                            rr.append(a + r); cc.append(c); vv.append(sim[r, c])
+            S = sp.csr_matrix((vv, (rr, cc)), shape=(len(vocab), len(vocab)))
+            def bow(s):
+                m = sp.lil_matrix((len(ids[s]), len(vocab)), dtype=np.float32)
+                for r, i in enumerate(ids[s]):
+                    for t in i:
+                        m[r, pos[t]] += 1
+                return m.tocsr()
+            nbr_raw = {s: bow(s) @ S for s in ids}
         subsets = json.load(open(f"{OUT}/{ds}.subsets.json"))
         chinese = ds.startswith("cn_")
         for key, sub in sorted(subsets.items()):
@@ -108,9 +136,15 @@ def main():
             blocks = {"nb": nb(), "mean": dense("mean"), "max": dense("max"), "idfmean": dense("idfmean"), "words": words(), "chars": chars()}
             if "lsa" in pooled:
                 blocks["lsa"] = dense("lsa")
+            if any(a.startswith("nbr") for a in ARMS):
+                # idf over the labelled rows, sublinear tf, l2 rows: as the words block
+                from sklearn.feature_extraction.text import TfidfTransformer
+                tt = TfidfTransformer(sublinear_tf=True).fit(nbr_raw["train"][sub])
+                blocks["nbr"] = {"train": tt.transform(nbr_raw["train"][sub]), "dev": tt.transform(nbr_raw["dev"]), "test": tt.transform(nbr_raw["test"])}
             arms = {"base": ["mean", "words"], "char": ["mean", "words", "chars"], "max": ["mean", "max", "words"],
                     "charmax": ["mean", "max", "words", "chars"], "idfmean": ["idfmean", "words"], "base_char": ["mean", "chars"], "nb": ["mean", "nb"], "nbwords": ["mean", "words", "nb"], "linear": ["words"], "nbonly": ["nb"],
-                    "lsa": ["mean", "words", "lsa"], "lsa_words": ["lsa", "words"]}
+                    "lsa": ["mean", "words", "lsa"], "lsa_words": ["lsa", "words"],
+                    "nbr": ["mean", "words", "nbr"], "nbr_lsa": ["mean", "words", "nbr", "lsa"]}
             for arm in ARMS:
                 names = arms[arm]
                 tr = [blocks[n]["train"] for n in names]; dv = [blocks[n]["dev"] for n in names]; te = [blocks[n]["test"] for n in names]

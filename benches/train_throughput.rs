@@ -140,11 +140,14 @@ fn main() {
         let reporter = Reporter::hidden();
         let (_, _, tps) = warmstart::model::lm::train(
             &dev,
-            &pieces,
-            V,
-            5,
+            warmstart::model::lm::Corpus {
+                rows: &pieces,
+                vocab: V,
+                specials: 5,
+            },
             &spec,
             &s,
+            None,
             warmstart::model::LoopCtx {
                 progress: &reporter.stage("lm"),
                 checkpoint: &warmstart::checkpoint::Checkpoint::off(),
@@ -177,6 +180,7 @@ fn main() {
             V,
             5,
             &s,
+            None,
             warmstart::model::LoopCtx {
                 progress: &reporter.stage("w2v"),
                 checkpoint: &warmstart::checkpoint::Checkpoint::off(),

@@ -336,15 +336,23 @@ struct CbowState {
     seen: usize,
 }
 
-/// Trains input embeddings (`encoder.embedding`, vocab × dim) on token rows `data`; returns them and the
-/// per-epoch losses, and the training speed in tokens per second (kept out of the artefact:
-/// it is the one thing that differs between identical runs).
+/// The name of word2vec's output (context) table in the parameters [`train`] returns; the
+/// pretrain stage stores it beside the encoder so that a later stage can continue training.
+pub const OUTPUT: &str = "w2v.output";
+
+/// Trains input embeddings (`encoder.embedding`, vocab × dim) on token rows `data`, starting
+/// from random input and zero output tables, or from `start` = (input, output) tables of an
+/// earlier run (task-adaptive pretraining continues both, as word2vec would had it not
+/// stopped). Returns both tables (`encoder.embedding`, [`OUTPUT`]), the per-epoch losses, and
+/// the training speed in tokens per second (kept out of the artefact: it is the one thing
+/// that differs between identical runs).
 pub fn train(
     dev: &Dev,
     data: &[Vec<u32>],
     vocab: usize,
     specials: usize,
     s: &CbowSettings,
+    start: Option<(Vec<f32>, Vec<f32>)>,
     lc: super::LoopCtx,
 ) -> Result<(Params, Vec<PretrainLog>, f64)> {
     let progress = lc.progress;
@@ -365,8 +373,22 @@ pub fn train(
 
     let d = s.dim;
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
-    let emb: Vec<f32> = (0..vocab * d).map(|_| (rng.gen::<f32>() - 0.5) / d as f32).collect();
-    let mut base = Tables::new(emb, vec![0.0; vocab * d], d);
+    let mut base = match start {
+        Some((emb, out)) => {
+            if emb.len() != vocab * d || out.len() != vocab * d {
+                bail!(
+                    "the starting tables have {} and {} values, not {vocab} × {d}",
+                    emb.len(),
+                    out.len()
+                );
+            }
+            Tables::new(emb, out, d)
+        }
+        None => {
+            let emb: Vec<f32> = (0..vocab * d).map(|_| (rng.gen::<f32>() - 0.5) / d as f32).collect();
+            Tables::new(emb, vec![0.0; vocab * d], d)
+        }
+    };
     let n_shards = s.shards.max(1);
     let (mut h, mut grad) = (vec![0f32; d], vec![0f32; d]);
     let mut negs = vec![0u32; s.negatives];
@@ -482,6 +504,9 @@ pub fn train(
     params
         .tensors
         .insert("encoder.embedding".into(), dev.tensor_from_vec(t.emb, (vocab, d)));
+    params
+        .tensors
+        .insert(OUTPUT.into(), dev.tensor_from_vec(t.out, (vocab, d)));
     Ok((params, log, speed.iter().sum::<f64>() / speed.len().max(1) as f64))
 }
 

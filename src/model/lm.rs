@@ -125,15 +125,24 @@ struct LmState {
 
 /// Trains the encoder; returns its parameters (`encoder.*`), the per-epoch log and the
 /// training speed in tokens per second.
+/// The token rows a language model trains on, the vocabulary size, and how many ids at the
+/// start of the vocabulary are special tokens (never predicted).
+#[derive(Clone, Copy)]
+pub struct Corpus<'a> {
+    pub rows: &'a [Vec<u32>],
+    pub vocab: usize,
+    pub specials: u32,
+}
+
 pub fn train(
     dev: &Dev,
-    rows: &[Vec<u32>],
-    vocab: usize,
-    specials: u32,
+    corpus: Corpus,
     spec: &EncoderSpec,
     s: &LmSettings,
+    start: Option<Params>,
     lc: super::LoopCtx,
 ) -> Result<(Params, Vec<PretrainLog>, f64)> {
+    let Corpus { rows, vocab, specials } = corpus;
     let progress = lc.progress;
     let spec = spec.resolved();
     let l = s.max_len;
@@ -144,6 +153,22 @@ pub fn train(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
     let mut params = spec.init(dev, &mut rng, vocab);
+    if let Some(start) = start {
+        // Continue an earlier run (task-adaptive pretraining): the same tensors, the same shapes.
+        for (name, t) in &params.tensors {
+            let theirs = start.get(name).map_err(|_| {
+                anyhow::anyhow!("the starting encoder has no tensor `{name}`; it was not trained with this encoder")
+            })?;
+            if theirs.shape() != t.shape() {
+                bail!(
+                    "the starting encoder's `{name}` is {:?}, this encoder's {:?}",
+                    theirs.shape(),
+                    t.shape()
+                );
+            }
+        }
+        params = start;
+    }
     let (train, held_out) = super::split_held_out(pieces, s.held_out);
     let (train, held_out) = (&train[..], &held_out[..]);
     // Unigram^0.75 table for negatives.

@@ -13,10 +13,14 @@
 //! full-softmax cross-entropy, reported with its perplexity.
 //!
 //! Artefact: `encoder.safetensors` (`encoder.*` parameters), `encoder.json`
-//! ([`PretrainConfig`]: encoder sizes, vocabulary size, objective, per-epoch losses).
+//! ([`PretrainConfig`]: encoder sizes, vocabulary size, objective, per-epoch losses), a copy of
+//! the `tokenizer.json` the ids came from, and for word2vec `output.safetensors` (the output
+//! table). The last two exist for `init:`: a pretrain stage can continue another one's
+//! training on other text — ULMFiT's second stage, task-adaptive pretraining ("don't stop
+//! pretraining") — which needs the very same vocabulary and, for word2vec, both tables.
 
 use crate::problem::Problem;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::pad::read_pad_meta;
@@ -37,7 +41,8 @@ pub const KIND: Kind = Kind {
     // 7: word2vec negatives drawn from an alias table, dot products over eight running sums
     // (the same objective and distributions; other random draws, so other bytes).
     // 8: word2vec trains `shards` slices of each round in parallel and merges them (default 2).
-    version: 8,
+    // 9: the artefact also holds `tokenizer.json` and word2vec's output table, for `init:`.
+    version: 9,
     summary: "pretrain an encoder on unlabelled text (cbow, skipgram, lm, mlm)",
     parse: super::parse_as::<Pretrain>,
     schema: super::schema_of::<Pretrain>,
@@ -105,6 +110,14 @@ pub struct Pretrain {
     /// seed) share one pretrained encoder and vary only what is trained on top of it.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Another pretrain stage to continue from instead of starting at random: its tables
+    /// (word2vec) or its whole encoder (lm/mlm) train on for `epochs` more over `data`, with
+    /// a fresh learning-rate schedule. The usual use is task-adaptive pretraining: a long run
+    /// on general text, shared by every task, then a short one on each task's own texts. Both
+    /// stages must read the same tokenizer and use the same kind of objective (word2vec, or
+    /// a language model) with the same encoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
 }
 
 impl Pretrain {
@@ -122,6 +135,68 @@ impl Pretrain {
     }
     fn shards(&self) -> usize {
         self.shards.unwrap_or(2)
+    }
+}
+
+/// Where an `init:` run starts: the earlier stage's raw parameters (word2vec's embeddings not
+/// rescaled, as [`load_encoder`] does for classifiers) and word2vec's output table.
+struct Start {
+    params: crate::model::Params,
+    output: Option<Vec<f32>>,
+}
+
+impl Pretrain {
+    /// Reads the `init` stage's artefact and checks that training can go on from it: the same
+    /// tokenizer (byte for byte), the same kind of objective, a fitting encoder.
+    fn start_from(
+        &self,
+        dev: &crate::model::Dev,
+        ctx: &StageCtx,
+        name: &str,
+        src: &std::path::Path,
+        vocab: usize,
+    ) -> Result<Start> {
+        let dir = ctx.artefact(name)?;
+        let p = dir.join("encoder.json");
+        let cfg: PretrainConfig = serde_json::from_slice(&std::fs::read(&p)?)
+            .map_err(|e| anyhow::anyhow!("{}: not a pretrain config: {e}", p.display()))?;
+        let word2vec = |o: Objective| matches!(o, Objective::Cbow | Objective::Skipgram);
+        if word2vec(cfg.objective) != word2vec(self.objective) {
+            bail!(
+                "`init: {name}` was pretrained with objective `{}`, a different kind of model from this \
+                 stage's `{}` (word2vec tables vs a language model); continue it with {}",
+                serde_json::to_value(cfg.objective)?.as_str().unwrap_or_default(),
+                serde_json::to_value(self.objective)?.as_str().unwrap_or_default(),
+                if word2vec(cfg.objective) {
+                    "cbow or skipgram"
+                } else {
+                    "lm or mlm"
+                }
+            );
+        }
+        cfg.check_fits(&self.encoder, name)?;
+        let same_tokenizer = match (
+            std::fs::read(src.join("tokenizer.json")),
+            std::fs::read(dir.join("tokenizer.json")),
+        ) {
+            (Ok(a), Ok(b)) => a == b && cfg.vocab_size == vocab,
+            _ => false,
+        };
+        if !same_tokenizer {
+            bail!(
+                "`init: {name}` was pretrained on ids of another tokenizer than `{}`'s: both stages must read the \
+                 same tokenize stage (directly or through pad stages), or token ids mean other words",
+                self.from
+            );
+        }
+        let params = crate::model::Params::load(dev, &dir.join("encoder.safetensors"))?;
+        let output = if word2vec(cfg.objective) {
+            let o = crate::model::Params::load(dev, &dir.join("output.safetensors"))?;
+            Some(o.get(cbow::OUTPUT)?.as_vec())
+        } else {
+            None
+        };
+        Ok(Start { params, output })
     }
 }
 
@@ -188,11 +263,17 @@ pub fn load_encoder(dev: &crate::model::Dev, dir: &std::path::Path) -> Result<(P
 
 impl Stage for Pretrain {
     fn inputs(&self) -> Vec<InputRef> {
-        vec![InputRef {
+        let mut v = vec![InputRef {
             field: "from".into(),
             name: self.from.clone(),
             want: Want::Stage(&[super::Product::Tokens, super::Product::Padded]),
-        }]
+        }];
+        v.extend(self.init.iter().map(|name| InputRef {
+            field: "init".into(),
+            name: name.clone(),
+            want: Want::Stage(&[super::Product::Encoder]),
+        }));
+        v
     }
 
     fn held_refs(&self) -> Vec<HeldRef> {
@@ -341,6 +422,10 @@ impl Stage for Pretrain {
         }
         let seed = self.seed.unwrap_or(ctx.seed);
         let dev = crate::model::Dev::seed_from_u64(seed);
+        let start = match &self.init {
+            Some(name) => Some(self.start_from(&dev, ctx, name, src, tok.vocab_size)?),
+            None => None,
+        };
         let specials = crate::stages::tokenize::SPECIALS.len();
         if !data
             .iter()
@@ -369,13 +454,17 @@ impl Stage for Pretrain {
                 .iter()
                 .map(|r| r.iter().copied().filter(|&t| t as usize >= specials).collect())
                 .collect();
+            let corpus = lm::Corpus {
+                rows: &rows,
+                vocab: tok.vocab_size,
+                specials: specials as u32,
+            };
             lm::train(
                 &dev,
-                &rows,
-                tok.vocab_size,
-                specials as u32,
+                corpus,
                 &self.encoder,
                 &settings,
+                start.map(|s| s.params),
                 ctx.loop_ctx(),
             )?
         } else {
@@ -391,9 +480,24 @@ impl Stage for Pretrain {
                 subsample: self.subsample(),
                 shards: self.shards(),
             };
-            cbow::train(&dev, &data, tok.vocab_size, specials, &settings, ctx.loop_ctx())?
+            let tables = match start {
+                Some(mut s) => {
+                    let output = s.output.take();
+                    let emb = s.params.get("encoder.embedding")?.as_vec();
+                    Some((emb, output.unwrap_or_default()))
+                }
+                None => None,
+            };
+            cbow::train(&dev, &data, tok.vocab_size, specials, &settings, tables, ctx.loop_ctx())?
         };
+        let mut params = params;
+        if let Some(out) = params.tensors.remove(cbow::OUTPUT) {
+            let mut o = crate::model::Params::default();
+            o.tensors.insert(cbow::OUTPUT.into(), out);
+            o.save(&ctx.out.join("output.safetensors"))?;
+        }
         params.save(&ctx.out.join("encoder.safetensors"))?;
+        std::fs::copy(src.join("tokenizer.json"), ctx.out.join("tokenizer.json")).context("copying tokenizer.json")?;
         let last = history.last().map(|h| h.held_out_loss).unwrap_or(f64::NAN);
         let ppl = history.last().and_then(|h| h.held_out_perplexity);
         let cfg = PretrainConfig {

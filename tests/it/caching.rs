@@ -867,12 +867,12 @@ fn the_quickstart_keys_are_pinned() {
         .collect();
     let want = [
         ("tok", "a3ed30af1e1dc925"),
-        ("embed", "8fe4020714944bff"),
+        ("embed", "b6c063f1507b4697"),
         ("seqs", "8b77b6f0cee6f3e1"),
-        ("frozen", "84bf83d9a7c2dfc4"),
-        ("test_frozen", "f1a6c6d359b15110"),
-        ("tuned", "182a66103fa5f5d5"),
-        ("test_tuned", "dafebb8848800284"),
+        ("frozen", "5e4d09c1ad6d1bca"),
+        ("test_frozen", "2f1a7d82ac071c54"),
+        ("tuned", "7091cacccdb2450a"),
+        ("test_tuned", "8c60dedd8e9cacf3"),
         ("scratch", "002e54374372d705"),
         ("test_scratch", "f49d8a4fa2054ff4"),
     ];
