@@ -438,7 +438,7 @@ impl Stage for Pretrain {
                 self.from
             );
         }
-        let (params, history, tokens_per_second) = if matches!(self.objective, Objective::Lm | Objective::Mlm) {
+        let (mut params, history, tokens_per_second) = if matches!(self.objective, Objective::Lm | Objective::Mlm) {
             let settings = LmSettings {
                 masked: self.objective == Objective::Mlm,
                 epochs: self.epochs,
@@ -490,7 +490,6 @@ impl Stage for Pretrain {
             };
             cbow::train(&dev, &data, tok.vocab_size, specials, &settings, tables, ctx.loop_ctx())?
         };
-        let mut params = params;
         if let Some(out) = params.tensors.remove(cbow::OUTPUT) {
             let mut o = crate::model::Params::default();
             o.tensors.insert(cbow::OUTPUT.into(), out);
