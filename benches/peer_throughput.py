@@ -17,8 +17,11 @@ Models (same architecture in both frameworks):
   transformer  Embedding(8000,64) + learned position embedding (64 positions) -> 2 post-norm
                encoder layers (4 heads, feed-forward 128, exact GELU, no dropout, LayerNorm
                eps 1e-5) -> mean over time -> Linear(64,2)
-  mlm          the same embeddings + 2-layer encoder -> Linear(64,8000) only at a fixed random
-               15% of the B*S positions (numpy seed 0), cross-entropy against random targets
+  mlm          the same embeddings + 2-layer encoder -> logits over the vocabulary only at a
+               fixed random 15% of the B*S positions (numpy seed 0), cross-entropy against
+               random targets. The output layer is the input embedding, tied and without a
+               bias (h @ E^T), as in warmstart's pretrain stage (src/model/lm.rs), so both sides
+               train the same parameters.
 
 Usage:
   peer_throughput.py --framework torch|keras --threads N [--models bag,lstm,cnn,transformer,mlm]
@@ -134,11 +137,12 @@ def run_torch(models, threads, steps):
     class Mlm(nn.Module):
         def __init__(s):
             super().__init__()
-            s.enc, s.o = Encoder(), nn.Linear(D, V)
+            s.enc = Encoder()
             s.register_buffer("pos", pos)
 
         def forward(s, x):
-            return s.o(s.enc(x).reshape(-1, D)[s.pos])
+            # Tied output layer: the input embedding, no bias.
+            return s.enc(x).reshape(-1, D)[s.pos] @ s.enc.e.weight.t()
 
     builders = {"bag": Bag, "lstm": Lstm, "cnn": Cnn, "transformer": Transformer, "mlm": Mlm}
     for name in models:
@@ -205,9 +209,20 @@ def run_keras(models, threads, steps, step_mode):
             h = layers.LayerNormalization(epsilon=1e-5)(h + f)
         return h
 
+    class TiedLogits(layers.Layer):
+        """(n, D) -> (n, V): h @ E^T with the input embedding's matrix E, no bias."""
+
+        def __init__(self, embedding, **kw):
+            super().__init__(**kw)
+            self.embedding = embedding
+
+        def call(self, h):
+            return ops.matmul(h, ops.transpose(self.embedding.embeddings))
+
     def build(name):
         x = keras.Input(shape=(S,), batch_size=B, dtype="int32")
-        h = layers.Embedding(V, D)(x)
+        embedding = layers.Embedding(V, D)
+        h = embedding(x)
         if name == "bag":
             out = layers.Dense(C)(layers.GlobalAveragePooling1D()(h))
         elif name == "lstm":
@@ -218,7 +233,7 @@ def run_keras(models, threads, steps, step_mode):
         elif name == "transformer":
             out = layers.Dense(C)(layers.GlobalAveragePooling1D()(encoder(h)))
         elif name == "mlm":
-            out = layers.Dense(V)(TakePositions(pos_np)(encoder(h)))
+            out = TiedLogits(embedding)(TakePositions(pos_np)(encoder(h)))
         return keras.Model(x, out, name=name)
 
     version = f"tensorflow {tf.__version__}, keras {keras.__version__}"

@@ -1,6 +1,8 @@
 //! Training throughput (tokens/s) of warmstart's `bag` classifier at the shapes of
 //! ../shared/bench/torch_throughput.py (batch 32 × seq 64, vocab 8000, dim 64, Adam, 30 timed
-//! steps after 5 warm-up steps), and of the word2vec kernel.
+//! steps after 5 warm-up steps), of language-model steps on the same shapes, of the word2vec
+//! kernel, and what the fixed row chunks of the fused ops cost against pool-sized chunks
+//! (`WS_BENCH=chunks`).
 //!
 //! `RAYON_NUM_THREADS=N cargo bench --bench train_throughput` — benches/train_bench.sh runs it
 //! beside the PyTorch script with the same thread count and prints the ratios.
@@ -66,36 +68,52 @@ fn main() {
         if !wanted(name) {
             continue;
         }
-        let encoder = EncoderSpec {
-            kind,
-            dim: D,
-            ..EncoderSpec::default()
-        };
-        let cfg = ModelConfig {
-            pooling: encoder.default_pooling(),
-            encoder,
-            ..cfg.clone()
-        };
-        let mut model = Classifier::new(&dev, cfg, None, 0).unwrap();
-        let batch: Vec<usize> = (0..B).collect();
-        let trainable: Vec<String> = model.params.tensors.keys().cloned().collect();
-        let mut opt = Adam::new(1e-3, 0.0);
-        let mut t = Instant::now();
-        for i in 0..STEPS + 5 {
-            if i == 5 {
-                t = Instant::now();
-            }
-            let mut grads = dfdx::prelude::Backward::backward(model.batch_loss(&dev, &data, &batch, None).unwrap());
-            opt.step(&mut model.params, &mut grads, &trainable, 1.0, |_| 1.0)
-                .unwrap();
-        }
-        let dt = t.elapsed().as_secs_f64() / STEPS as f64;
+        let dt = classifier_step(&dev, &cfg, &data, kind);
         println!(
             "{:32} {:7.1} ms/step {:10.0} tokens/s",
             name,
             dt * 1e3,
             (B * S) as f64 / dt
         );
+    }
+
+    // What the fixed 16-row chunks cost (issue 9): the ops that chunk batch rows (LSTM
+    // recurrence, attention) timed with fixed chunks and with the old pool-sized chunks, in
+    // alternation (3 + 3 runs, median of each), at batch 32 and at an odd batch of 24.
+    for (kind, name) in [
+        (EncoderType::Lstm, "seed LSTM(64) cls"),
+        (EncoderType::Transformer, "emb+2L transformer cls"),
+    ] {
+        if !wanted("chunks") {
+            continue;
+        }
+        for rows in [B, 24] {
+            let data = Padded {
+                len: S,
+                ids: data.ids[..rows * S].to_vec(),
+                mask: data.mask[..rows * S].to_vec(),
+                labels: data.labels[..rows].to_vec(),
+            };
+            let (mut fixed, mut pooled) = (Vec::new(), Vec::new());
+            for _ in 0..3 {
+                warmstart::model::ops::bench_pool_sized_chunks(false);
+                fixed.push(classifier_step(&dev, &cfg, &data, kind));
+                warmstart::model::ops::bench_pool_sized_chunks(true);
+                pooled.push(classifier_step(&dev, &cfg, &data, kind));
+            }
+            warmstart::model::ops::bench_pool_sized_chunks(false);
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (f, p) = (median(&mut fixed), median(&mut pooled));
+            println!(
+                "chunks {name} batch {rows}: fixed {:.0} tokens/s, pool-sized {:.0} tokens/s, fixed/pool {:.3}",
+                (rows * S) as f64 / f,
+                (rows * S) as f64 / p,
+                p / f
+            );
+        }
     }
 
     // Word2vec kernel: skip-gram and CBOW over 200k random-ish tokens (Zipf-like ids).
@@ -106,55 +124,87 @@ fn main() {
                 .collect()
         })
         .collect();
-    // Masked-LM pretraining of the same transformer: vocabulary logits only at the ~15 %
-    // masked positions, sampled softmax (the batch's targets + 1024 negatives), tied embeddings.
-    let pieces: Vec<Vec<u32>> = (0..B * 10)
-        .map(|_| (0..S).map(|_| rng.gen_range(5..V as u32)).collect())
-        .collect();
-    // `full`: vocabulary logits at the masked positions, like the peers; `sampled`: what
-    // warmstart's pretrain stage does by default.
-    for (masked, kind, candidates, name) in [
-        (true, EncoderType::Transformer, 0, "MLM masked positions, full softmax"),
-        (true, EncoderType::Transformer, 1024, "MLM masked positions, sampled"),
-        (false, EncoderType::Lstm, 1024, "LSTM next-token LM, sampled"),
+    // Language-model steps on one fixed batch, the peers' protocol (5 warm-up + STEPS timed
+    // steps of forward + loss + backward + Adam; tokens/s = B·S / seconds per step, although
+    // only the ~15 % masked positions get a vocabulary loss in `mlm`). The output layer is tied
+    // to the input embedding without a bias, as in warmstart's pretrain stage; the peers
+    // (benches/peer_throughput.py) tie theirs the same way. `full`: logits over the whole
+    // vocabulary, as the peers; `sampled`: the batch's targets + 1024 drawn ids, what the
+    // pretrain stage does by default (no peer row).
+    let ids: Vec<u32> = (0..B * S).map(|_| rng.gen_range(5..V as u32)).collect();
+    let masked_at: Vec<usize> = (0..B * S).filter(|_| rng.gen_bool(0.15)).collect();
+    let masked_targets: Vec<u32> = masked_at.iter().map(|&i| ids[i]).collect();
+    let mut masked_ids = ids.clone();
+    masked_at
+        .iter()
+        .for_each(|&i| masked_ids[i] = warmstart::artefact::MASK_ID);
+    let next_at: Vec<usize> = (0..B * S).filter(|i| i % S < S - 1).collect();
+    let next_targets: Vec<u32> = next_at.iter().map(|&i| ids[i + 1]).collect();
+    for (masked, kind, sampled, name) in [
+        (true, EncoderType::Transformer, false, "MLM masked positions, full"),
+        (true, EncoderType::Transformer, true, "MLM masked positions, sampled"),
+        (false, EncoderType::Lstm, true, "LSTM next-token LM, sampled"),
     ] {
         if !wanted(name) {
             continue;
         }
-        let s = warmstart::model::lm::LmSettings {
-            masked,
-            epochs: 1,
-            batch_size: B,
-            max_len: S,
-            lr: 1e-3,
-            candidates,
-            mask_prob: 0.15,
-            seed: 1,
-            held_out: 0.0,
+        let batch = if masked {
+            warmstart::model::lm::Batch {
+                ids: masked_ids.clone(),
+                mask: vec![1; B * S],
+                at: masked_at.clone(),
+                targets: masked_targets.clone(),
+            }
+        } else {
+            warmstart::model::lm::Batch {
+                ids: ids.clone(),
+                mask: vec![1; B * S],
+                at: next_at.clone(),
+                targets: next_targets.clone(),
+            }
         };
         let spec = EncoderSpec {
             kind,
             dim: D,
             ..EncoderSpec::default()
-        };
-        let reporter = Reporter::hidden();
-        let (_, _, tps) = warmstart::model::lm::train(
-            &dev,
-            warmstart::model::lm::Corpus {
-                rows: &pieces,
-                vocab: V,
-                specials: 5,
-            },
-            &spec,
-            &s,
-            None,
-            warmstart::model::LoopCtx {
-                progress: &reporter.stage("lm"),
-                checkpoint: &warmstart::checkpoint::Checkpoint::off(),
-            },
-        )
-        .unwrap();
-        println!("{name:32} {:>7} {:10.0} tokens/s", "", tps);
+        }
+        .resolved();
+        let mut params = spec.init(&dev, &mut rng, V);
+        let trainable: Vec<String> = params.tensors.keys().cloned().collect();
+        let mut opt = Adam::new(1e-3, 0.0);
+        let mut t = Instant::now();
+        for i in 0..STEPS + 5 {
+            if i == 5 {
+                t = Instant::now();
+            }
+            let cands: Option<Vec<usize>> = sampled.then(|| {
+                let mut c: Vec<usize> = batch.targets.iter().map(|&t| t as usize).collect();
+                c.extend((0..1024).map(|_| rng.gen_range(5..V)));
+                c.sort_unstable();
+                c.dedup();
+                c
+            });
+            let loss = warmstart::model::lm::batch_loss::<warmstart::model::Tp>(
+                &dev,
+                &spec,
+                &params,
+                &batch,
+                S,
+                cands.as_deref(),
+                V,
+                !masked,
+            )
+            .unwrap();
+            let mut grads =
+                dfdx::prelude::Backward::backward(dfdx::prelude::SumTo::sum::<dfdx::prelude::Rank0, _>(loss));
+            opt.step(&mut params, &mut grads, &trainable, 1.0, |_| 1.0).unwrap();
+        }
+        let dt = t.elapsed().as_secs_f64() / STEPS as f64;
+        println!(
+            "{name:32} {:7.1} ms/step {:10.0} tokens/s",
+            dt * 1e3,
+            (B * S) as f64 / dt
+        );
     }
     for skipgram in [false, true] {
         if !wanted("word2vec") {
@@ -194,4 +244,33 @@ fn main() {
         };
         println!("{name:32} {:>7} {:10.0} tokens/s", "", tps);
     }
+}
+
+/// Seconds per training step (forward + backward + Adam) of a classifier with `kind`'s encoder
+/// on `data` (all its rows one batch), after 5 warm-up steps.
+fn classifier_step(dev: &Dev, cfg: &ModelConfig, data: &Padded, kind: EncoderType) -> f64 {
+    let encoder = EncoderSpec {
+        kind,
+        dim: D,
+        ..EncoderSpec::default()
+    };
+    let cfg = ModelConfig {
+        pooling: encoder.default_pooling(),
+        encoder,
+        ..cfg.clone()
+    };
+    let mut model = Classifier::new(dev, cfg, None, 0).unwrap();
+    let batch: Vec<usize> = (0..data.labels.len()).collect();
+    let trainable: Vec<String> = model.params.tensors.keys().cloned().collect();
+    let mut opt = Adam::new(1e-3, 0.0);
+    let mut t = Instant::now();
+    for i in 0..STEPS + 5 {
+        if i == 5 {
+            t = Instant::now();
+        }
+        let mut grads = dfdx::prelude::Backward::backward(model.batch_loss(dev, data, &batch, None).unwrap());
+        opt.step(&mut model.params, &mut grads, &trainable, 1.0, |_| 1.0)
+            .unwrap();
+    }
+    t.elapsed().as_secs_f64() / STEPS as f64
 }

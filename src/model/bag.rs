@@ -1,18 +1,28 @@
 //! The `bag` encoder: token embeddings, pooled (mean by default) — fastText's representation,
 //! the fast baseline, and the encoder whose embeddings word2vec-style pretraining transfers.
 
+use anyhow::Result;
 use dfdx::prelude::*;
 
-use super::Dev;
+use super::encoder_config::EncoderSpec;
+use super::encoder_kind::{EncoderKind, States, Tokens};
+use super::pool::Pooling;
+use super::{ops, Dev, ParamFn};
 
-/// The embeddings of `b` rows of `l` ids, `(b·l) × dim`.
-pub fn states<T: Tape<f32, Dev> + Merge<T>>(
-    dev: &Dev,
-    emb: Tensor<(usize, usize), f32, Dev, T>,
-    ids: &[u32],
-    b: usize,
-    l: usize,
-) -> Tensor<(usize, usize), f32, Dev, T> {
-    debug_assert_eq!(ids.len(), b * l);
-    super::ops::embedding(dev, emb, ids)
+pub struct Bag;
+
+impl EncoderKind for Bag {
+    const NAME: &'static str = "bag";
+    const DEFAULT_POOLING: Pooling = Pooling::Mean;
+
+    /// The embeddings of the ids, `(rows·len) × dim`.
+    fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
+        _s: &EncoderSpec,
+        dev: &Dev,
+        p: ParamFn<T>,
+        x: Tokens,
+        _causal: bool,
+    ) -> Result<States<T>> {
+        Ok(ops::embedding(dev, p("encoder.embedding")?, x.ids))
+    }
 }

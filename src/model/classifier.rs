@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::encoder::Tokens;
 pub use super::encoder::{EncoderSpec, EncoderType};
 use super::ngrams::{self, NgramSpec};
 use super::pool::{pool, Pooling};
@@ -202,7 +203,13 @@ impl Classifier {
         l: usize,
     ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
         let p = |n: &str| self.param::<T>(n);
-        let x = self.cfg.encoder.states(dev, &p, ids, mask, b, l, false)?;
+        let tokens = Tokens {
+            ids,
+            mask,
+            rows: b,
+            len: l,
+        };
+        let x = self.cfg.encoder.states(dev, &p, tokens, false)?;
         Ok(pool(dev, x, mask, b, l, self.cfg.pooling))
     }
 

@@ -1,12 +1,8 @@
-//! What a spec's `encoder:` block says: the type, its sizes and their defaults, and what
-//! `validate` rejects. Configuration only — the parameters and forward passes are in
-//! `encoder.rs` and the per-type files, which all read this one (so no encoder file needs
-//! another).
+//! What a spec's `encoder:` block says: the type and its sizes, as written. Configuration
+//! only — defaults, checks, parameters and forward passes are in the per-type files (which
+//! read this one, so no encoder file needs another) and are dispatched by `encoder.rs`.
 
-use crate::problem::Problem;
 use serde::{Deserialize, Serialize};
-
-use super::pool::Pooling;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -19,14 +15,13 @@ pub enum EncoderType {
 }
 
 impl EncoderType {
-    pub fn name(self) -> &'static str {
-        match self {
-            EncoderType::Bag => "bag",
-            EncoderType::Lstm => "lstm",
-            EncoderType::Cnn => "cnn",
-            EncoderType::Transformer => "transformer",
-        }
-    }
+    /// Every type, in the order `validate` reports options of other types.
+    pub const ALL: [EncoderType; 4] = [
+        EncoderType::Bag,
+        EncoderType::Lstm,
+        EncoderType::Cnn,
+        EncoderType::Transformer,
+    ];
 }
 
 /// Pre-norm (`x + f(LN(x))`, stable with larger rates) or post-norm (`LN(x + f(x))`, BERT's).
@@ -93,103 +88,17 @@ fn default_dim() -> usize {
 }
 
 impl EncoderSpec {
-    /// The same spec with every option of its type filled in.
-    pub fn resolved(&self) -> EncoderSpec {
-        let mut s = self.clone();
-        match s.kind {
-            EncoderType::Cnn => {
-                s.filters.get_or_insert(s.dim);
-                s.kernel.get_or_insert(3);
-            }
-            EncoderType::Transformer => {
-                s.layers.get_or_insert(2);
-                s.heads.get_or_insert(4);
-                s.ff.get_or_insert(2 * s.dim);
-                s.norm.get_or_insert(Norm::Post);
-                s.positions.get_or_insert(512);
-            }
-            _ => {}
+    /// Whether the option field `f` (one of the types' `OPTIONS`) is given.
+    pub fn is_set(&self, f: &str) -> bool {
+        match f {
+            "filters" => self.filters.is_some(),
+            "kernel" => self.kernel.is_some(),
+            "layers" => self.layers.is_some(),
+            "heads" => self.heads.is_some(),
+            "ff" => self.ff.is_some(),
+            "norm" => self.norm.is_some(),
+            "positions" => self.positions.is_some(),
+            _ => false,
         }
-        s
-    }
-
-    pub fn name(&self) -> &'static str {
-        self.kind.name()
-    }
-
-    /// Width of each position's state.
-    pub fn out_dim(&self) -> usize {
-        match self.kind {
-            EncoderType::Cnn => self.filters.unwrap_or(self.dim),
-            _ => self.dim,
-        }
-    }
-
-    pub fn default_pooling(&self) -> Pooling {
-        match self.kind {
-            EncoderType::Bag | EncoderType::Transformer => Pooling::Mean,
-            EncoderType::Lstm => Pooling::Last,
-            EncoderType::Cnn => Pooling::Max,
-        }
-    }
-
-    /// What `validate` says about sizes and types; empty when usable.
-    pub fn problems(&self) -> Vec<Problem> {
-        let mut v = Vec::new();
-        let mut bad = |f: &str, m: String| v.push(Problem::new(format!("encoder.{f}"), m));
-        let t = self.name();
-        if !(2..=1024).contains(&self.dim) {
-            bad("dim", format!("dim {} is out of range: expected 2..=1024", self.dim));
-        }
-        // Options that belong to one encoder type.
-        for (f, set, owner) in [
-            ("filters", self.filters.is_some(), EncoderType::Cnn),
-            ("kernel", self.kernel.is_some(), EncoderType::Cnn),
-            ("layers", self.layers.is_some(), EncoderType::Transformer),
-            ("heads", self.heads.is_some(), EncoderType::Transformer),
-            ("ff", self.ff.is_some(), EncoderType::Transformer),
-            ("norm", self.norm.is_some(), EncoderType::Transformer),
-            ("positions", self.positions.is_some(), EncoderType::Transformer),
-        ] {
-            if set && self.kind != owner {
-                let owner = EncoderSpec {
-                    kind: owner,
-                    ..self.clone()
-                }
-                .name();
-                bad(f, format!("`{f}` applies to {owner} encoders only, not {t}"));
-            }
-        }
-        let r = self.resolved();
-        let range = |f: &str, x: Option<usize>, lo: usize, hi: usize| -> Option<Problem> {
-            x.filter(|x| !(lo..=hi).contains(x)).map(|x| {
-                Problem::new(
-                    format!("encoder.{f}"),
-                    format!("{f} {x} is out of range: expected {lo}..={hi}"),
-                )
-            })
-        };
-        v.extend(range("filters", r.filters, 1, 4096));
-        v.extend(range("kernel", r.kernel, 1, 15));
-        v.extend(range("layers", r.layers, 1, 24));
-        v.extend(range("heads", r.heads, 1, 64));
-        v.extend(range("ff", r.ff, 1, 16384));
-        v.extend(range("positions", r.positions, 1, 8192));
-        if self.kind == EncoderType::Lstm && self.dim > 512 {
-            v.push(Problem::new(
-                "encoder.dim".into(),
-                format!("dim {} is out of range for lstm: expected 2..=512", self.dim),
-            ));
-        }
-        if let Some(h) = r.heads.filter(|&h| h > 0 && !self.dim.is_multiple_of(h)) {
-            v.push(Problem::new(
-                "encoder.heads".into(),
-                format!(
-                    "dim {} is not divisible by heads {h}: each head gets dim / heads values",
-                    self.dim
-                ),
-            ));
-        }
-        v
     }
 }

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::adam::Adam;
 use super::cbow::PretrainLog;
-use super::encoder::EncoderSpec;
+use super::encoder::{EncoderSpec, Tokens};
 use super::{check_finite, ops, resume, Dev, Params, Tp};
 use crate::artefact::MASK_ID;
 
@@ -38,11 +38,12 @@ pub struct LmSettings {
 }
 
 /// One batch: inputs (ids, mask), and the positions (row-major index) to predict with targets.
-struct Batch {
-    ids: Vec<u32>,
-    mask: Vec<u8>,
-    at: Vec<usize>,
-    targets: Vec<u32>,
+/// Public so that `benches/train_throughput.rs` times the same step [`train`] takes.
+pub struct Batch {
+    pub ids: Vec<u32>,
+    pub mask: Vec<u8>,
+    pub at: Vec<usize>,
+    pub targets: Vec<u32>,
 }
 
 fn make_batch(pieces: &[&[u32]], l: usize, s: &LmSettings, vocab: usize, specials: u32, rng: &mut ChaCha8Rng) -> Batch {
@@ -81,9 +82,10 @@ fn make_batch(pieces: &[&[u32]], l: usize, s: &LmSettings, vocab: usize, special
     Batch { ids, mask, at, targets }
 }
 
-/// Loss of one batch on tape type `T`; `cands` = None for the full softmax.
+/// Loss of one batch on tape type `T`; `cands` = None for the full softmax. `causal`: attention
+/// sees only earlier positions (the `lm` objective; an LSTM is causal anyway).
 #[allow(clippy::too_many_arguments)]
-fn batch_loss<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
+pub fn batch_loss<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
     dev: &Dev,
     spec: &EncoderSpec,
     params: &Params,
@@ -95,7 +97,13 @@ fn batch_loss<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
 ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
     let b = batch.ids.len() / l;
     let p = |n: &str| Ok(params.get(n)?.retaped::<T>());
-    let h = spec.states(dev, &p, &batch.ids, &batch.mask, b, l, causal)?;
+    let x = Tokens {
+        ids: &batch.ids,
+        mask: &batch.mask,
+        rows: b,
+        len: l,
+    };
+    let h = spec.states(dev, &p, x, causal)?;
     let idx: Tensor<(usize,), usize, Dev> = dev.tensor_from_vec(batch.at.clone(), (batch.at.len(),));
     let h = h.gather(idx);
     let all: Vec<usize>;

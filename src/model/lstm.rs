@@ -6,23 +6,61 @@
 //! the last real token whatever the padding side. The finite-difference tests in `ops/mod.rs` and
 //! `classifier.rs` cover this encoder.
 
+use anyhow::Result;
 use dfdx::prelude::*;
+use rand_chacha::ChaCha8Rng;
 
-use super::{ops, Dev};
+use super::encoder_config::EncoderSpec;
+use super::encoder_kind::{EncoderKind, States, Tokens};
+use super::pool::Pooling;
+use super::{ops, uniform, Dev, ParamFn, T2};
+use crate::problem::Problem;
 
-/// Hidden states `(b·l) × hidden` of rows of `l` ids.
-#[allow(clippy::too_many_arguments)]
-pub fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
-    dev: &Dev,
-    emb: Tensor<(usize, usize), f32, Dev, T>,
-    w_ih: Tensor<(usize, usize), f32, Dev, T>,
-    w_hh: Tensor<(usize, usize), f32, Dev, T>,
-    bias: Tensor<(usize, usize), f32, Dev, T>,
-    ids: &[u32],
-    mask: &[u8],
-    b: usize,
-    l: usize,
-) -> Tensor<(usize, usize), f32, Dev, T> {
-    let xw = ops::linear(dev, ops::embedding(dev, emb, ids), w_ih, bias);
-    ops::lstm(dev, xw, w_hh, mask, b, l)
+pub struct Lstm;
+
+impl EncoderKind for Lstm {
+    const NAME: &'static str = "lstm";
+    /// The state after the last real token.
+    const DEFAULT_POOLING: Pooling = Pooling::Last;
+    const NEXT_TOKEN: bool = true;
+
+    fn problems(s: &EncoderSpec) -> Vec<Problem> {
+        let mut v = Vec::new();
+        if s.dim > 512 {
+            v.push(Problem::new(
+                "encoder.dim".into(),
+                format!("dim {} is out of range for lstm: expected 2..=512", s.dim),
+            ));
+        }
+        v
+    }
+
+    /// uniform ±1/√hidden; forget-gate bias 1 (remember by default).
+    fn init(s: &EncoderSpec, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMut(&str, T2)) {
+        let d = s.dim;
+        let k = 1.0 / (d as f32).sqrt();
+        put("lstm.w_ih", uniform(dev, rng, d, 4 * d, k));
+        put("lstm.w_hh", uniform(dev, rng, d, 4 * d, k));
+        let bias: Vec<f32> = (0..4 * d)
+            .map(|i| if (d..2 * d).contains(&i) { 1.0 } else { 0.0 })
+            .collect();
+        put("lstm.b", dev.tensor_from_vec(bias, (1, 4 * d)));
+    }
+
+    /// Hidden states `(rows·len) × hidden`.
+    fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
+        _s: &EncoderSpec,
+        dev: &Dev,
+        p: ParamFn<T>,
+        x: Tokens,
+        _causal: bool,
+    ) -> Result<States<T>> {
+        let xw = ops::linear(
+            dev,
+            ops::embedding(dev, p("encoder.embedding")?, x.ids),
+            p("encoder.lstm.w_ih")?,
+            p("encoder.lstm.b")?,
+        );
+        Ok(ops::lstm(dev, xw, p("encoder.lstm.w_hh")?, x.mask, x.rows, x.len))
+    }
 }

@@ -5,19 +5,94 @@
 //! [`ops::attention`] masks them), so a row's states do not depend on how much padding it has.
 //! No dropout: the label budgets here are small and runs must be reproducible bit for bit.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
 use super::encoder_config::{EncoderSpec, Norm};
-use super::{ops, uniform, zeros, Dev, ParamFn, T2};
+use super::encoder_kind::{encoder_names, is_embedding, out_of_range, EncoderKind, States, Tokens};
+use super::pool::Pooling;
+use super::{ops, uniform, zeros, Dev, ParamFn, Params, T2};
+use crate::problem::Problem;
+
+pub struct Transformer;
+
+impl EncoderKind for Transformer {
+    const NAME: &'static str = "transformer";
+    const OPTIONS: &'static [&'static str] = &["layers", "heads", "ff", "norm", "positions"];
+    const DEFAULT_POOLING: Pooling = Pooling::Mean;
+    const NEXT_TOKEN: bool = true;
+    const MASKED: bool = true;
+
+    fn resolve(s: &mut EncoderSpec) {
+        s.layers.get_or_insert(2);
+        s.heads.get_or_insert(4);
+        s.ff.get_or_insert(2 * s.dim);
+        s.norm.get_or_insert(Norm::Post);
+        s.positions.get_or_insert(512);
+    }
+
+    fn problems(s: &EncoderSpec) -> Vec<Problem> {
+        let mut v = Vec::new();
+        v.extend(out_of_range("layers", s.layers, 1, 24));
+        v.extend(out_of_range("heads", s.heads, 1, 64));
+        v.extend(out_of_range("ff", s.ff, 1, 16384));
+        v.extend(out_of_range("positions", s.positions, 1, 8192));
+        if let Some(h) = s.heads.filter(|&h| h > 0 && !s.dim.is_multiple_of(h)) {
+            v.push(Problem::new(
+                "encoder.heads".into(),
+                format!(
+                    "dim {} is not divisible by heads {h}: each head gets dim / heads values",
+                    s.dim
+                ),
+            ));
+        }
+        v
+    }
+
+    fn init(s: &EncoderSpec, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMut(&str, T2)) {
+        init(s, dev, rng, put)
+    }
+
+    /// The embeddings, then one group per layer (the final pre-norm layer norm with the top).
+    fn layer_groups(s: &EncoderSpec, params: &Params) -> Vec<Vec<String>> {
+        let names = encoder_names(params);
+        let mut groups = vec![names.iter().filter(|n| is_embedding(n)).cloned().collect::<Vec<_>>()];
+        for i in 0..s.layers.unwrap_or(2) {
+            let pre = format!("encoder.layer{i}.");
+            groups.push(names.iter().filter(|n| n.starts_with(&pre)).cloned().collect());
+        }
+        groups
+            .last_mut()
+            .expect("layers ≥ 1")
+            .extend(names.iter().filter(|n| n.starts_with("encoder.final_ln.")).cloned());
+        groups
+    }
+
+    fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
+        s: &EncoderSpec,
+        dev: &Dev,
+        p: ParamFn<T>,
+        x: Tokens,
+        causal: bool,
+    ) -> Result<States<T>> {
+        let max = s.positions.unwrap_or(512);
+        if x.len > max {
+            bail!(
+                "sequences of {} tokens are longer than the transformer's {max} positions; raise `encoder.positions` or lower the pad stage's max_len",
+                x.len
+            );
+        }
+        states(s, dev, p, x.ids, x.mask, x.rows, x.len, causal)
+    }
+}
 
 fn ones(dev: &Dev, n: usize) -> T2 {
     dev.tensor_from_vec(vec![1.0; n], (1, n))
 }
 
 /// Adds this encoder's parameters (names without the `encoder.` prefix).
-pub fn init(s: &EncoderSpec, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMut(&str, T2)) {
+fn init(s: &EncoderSpec, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMut(&str, T2)) {
     let d = s.dim;
     let ff = s.ff.unwrap_or(2 * d);
     let xavier = |rng: &mut ChaCha8Rng, i: usize, o: usize| uniform(dev, rng, i, o, (6.0 / (i + o) as f32).sqrt());
@@ -72,7 +147,7 @@ fn norm<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
 
 /// Last-layer states `(b·l) × dim`.
 #[allow(clippy::too_many_arguments)]
-pub fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
+fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
     s: &EncoderSpec,
     dev: &Dev,
     p: ParamFn<T>,

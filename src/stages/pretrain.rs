@@ -27,7 +27,7 @@ use super::pad::read_pad_meta;
 use super::tokenize::read_meta;
 use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::model::cbow::{self, CbowSettings, PretrainLog};
-use crate::model::encoder::{EncoderSpec, EncoderType};
+use crate::model::encoder::{EncoderSpec, EncoderType, LmObjective};
 use crate::model::lm::{self, LmSettings};
 use crate::seqfile::{read_padded, read_ragged};
 
@@ -305,18 +305,26 @@ impl Stage for Pretrain {
     fn check(&self) -> Vec<Problem> {
         let mut v = self.encoder.problems();
         let lm = matches!(self.objective, Objective::Mlm | Objective::Lm);
-        match (self.objective, self.encoder.kind) {
-            (Objective::Lm, EncoderType::Lstm | EncoderType::Transformer) => {}
-            (Objective::Mlm, EncoderType::Transformer) => {}
-            (Objective::Lm, _) => v.push(Problem::new(
+        let lm_objective = match self.objective {
+            Objective::Lm => Some(LmObjective::NextToken),
+            Objective::Mlm => Some(LmObjective::Masked),
+            _ => None,
+        };
+        if let Some(o) = lm_objective.filter(|&o| !self.encoder.kind.supports(o)) {
+            let name = if o == LmObjective::Masked { "mlm" } else { "lm" };
+            let why = if o == LmObjective::NextToken {
+                " (it must not see the token it predicts)"
+            } else {
+                ""
+            };
+            v.push(Problem::new(
                 "objective".into(),
-                format!("objective `lm` needs an lstm or transformer encoder, not {} (it must not see the token it predicts); use cbow/skipgram for bag and cnn", self.encoder.name()),
-            )),
-            (Objective::Mlm, _) => v.push(Problem::new(
-                "objective".into(),
-                format!("objective `mlm` needs a transformer encoder, not {}; use `lm` for lstm, cbow/skipgram for bag and cnn", self.encoder.name()),
-            )),
-            _ => {}
+                format!(
+                    "objective `{name}` needs an encoder of type {}, not {}{why}; cbow and skipgram pretrain any encoder's embeddings",
+                    EncoderType::supporting(o).join(" or "),
+                    self.encoder.name()
+                ),
+            ));
         }
         for (f, set) in [
             ("batch_size", self.batch_size.is_some()),

@@ -851,7 +851,7 @@ fn objectives_need_a_fitting_encoder() {
         &spec,
         "stages.pre.objective",
         Some("objective: mlm"),
-        &["objective `mlm` needs a transformer encoder, not lstm"],
+        &["objective `mlm` needs an encoder of type transformer, not lstm"],
     );
     let spec = with_model("      type: cnn\n", "    objective: lm\n", "      type: cnn\n");
     bad_spec(
@@ -859,7 +859,7 @@ fn objectives_need_a_fitting_encoder() {
         &spec,
         "stages.pre.objective",
         Some("objective: lm"),
-        &["objective `lm` needs an lstm or transformer encoder, not cnn"],
+        &["objective `lm` needs an encoder of type lstm or transformer, not cnn"],
     );
     let spec = with_model(
         "      type: bag\n",

@@ -177,7 +177,22 @@ fn ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
 pub const ROWS_PER_CHUNK: usize = 16;
 
 fn chunks_for(rows: usize) -> Vec<std::ops::Range<usize>> {
+    if POOL_SIZED_CHUNKS.load(std::sync::atomic::Ordering::Relaxed) {
+        return ranges(rows, rayon::current_num_threads());
+    }
     ranges(rows, rows.div_ceil(ROWS_PER_CHUNK))
+}
+
+/// The old, thread-count-dependent chunking (one chunk per pool thread), kept only so that
+/// `benches/train_throughput.rs` can measure what the fixed chunks cost in the same run
+/// (BENCHMARKS "Reproducibility across thread counts"). No command, spec or environment
+/// variable reaches it: a stage run with it on would write other bytes under the same key.
+static POOL_SIZED_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Benchmark-only: chunk batch rows by the pool size (`true`) instead of [`ROWS_PER_CHUNK`].
+#[doc(hidden)]
+pub fn bench_pool_sized_chunks(on: bool) {
+    POOL_SIZED_CHUNKS.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Wraps `out` (already computed) as the result of an op over `inputs`; `backward` runs when

@@ -1,0 +1,115 @@
+//! What one encoder type is, as a trait its file implements: its options' defaults and checks,
+//! the parameters it owns, and its forward pass from token ids to per-position states.
+//!
+//! Why a trait with associated functions (no `self`): a type's behaviour depends only on the
+//! spec it is given, and `states` is generic over the tape type (dfdx records gradients on
+//! `OwnedTape`, none on `NoneTape`), which rules out `dyn`. `model/encoder.rs` maps each
+//! [`EncoderType`](super::encoder_config::EncoderType) to its implementation in one `match`
+//! (`dispatch!`), so adding an encoder is its file plus that enum arm (see ARCHITECTURE.md,
+//! "Adding an encoder type").
+
+use anyhow::Result;
+use dfdx::prelude::*;
+use rand_chacha::ChaCha8Rng;
+
+use super::encoder_config::EncoderSpec;
+use super::pool::Pooling;
+use super::{Dev, ParamFn, Params, T2};
+use crate::problem::Problem;
+
+/// The ids an encoder reads: `rows` rows of `len` positions, row-major, with a 0/1 mask of the
+/// real (non-padding) positions.
+#[derive(Clone, Copy)]
+pub struct Tokens<'a> {
+    pub ids: &'a [u32],
+    pub mask: &'a [u8],
+    pub rows: usize,
+    pub len: usize,
+}
+
+/// Per-position states `(rows·len) × out_dim` on tape type `T`.
+pub type States<T> = Tensor<(usize, usize), f32, Dev, T>;
+
+pub trait EncoderKind {
+    /// The spec's `type:` value (serde's spelling of the [`EncoderType`] variant; a unit test
+    /// checks they agree).
+    ///
+    /// [`EncoderType`]: super::encoder_config::EncoderType
+    const NAME: &'static str;
+    /// The option fields of [`EncoderSpec`] this type reads; a spec that sets another type's
+    /// option is refused by `validate` with the owner's name.
+    const OPTIONS: &'static [&'static str] = &[];
+    /// Pooling when a classifier's spec names none.
+    const DEFAULT_POOLING: Pooling;
+    /// Whether the whole encoder can be pretrained as a next-token language model (`lm`):
+    /// it must not see the token it predicts (an LSTM reads left to right; a transformer
+    /// gets causal attention).
+    const NEXT_TOKEN: bool = false;
+    /// Whether it can be pretrained as a masked language model (`mlm`).
+    const MASKED: bool = false;
+
+    /// Fills in this type's option defaults (what model configs store).
+    fn resolve(_s: &mut EncoderSpec) {}
+
+    /// What `validate` says about this type's options beyond the shared checks; `s` is resolved.
+    fn problems(_s: &EncoderSpec) -> Vec<Problem> {
+        Vec::new()
+    }
+
+    /// Width of each position's state.
+    fn out_dim(s: &EncoderSpec) -> usize {
+        s.dim
+    }
+
+    /// Adds the parameters beyond `embedding` (names without the `encoder.` prefix), drawn
+    /// from `rng` in a fixed order.
+    fn init(_s: &EncoderSpec, _dev: &Dev, _rng: &mut ChaCha8Rng, _put: &mut dyn FnMut(&str, T2)) {}
+
+    /// Parameter groups from the bottom (embeddings) to the top layer, for gradual unfreezing
+    /// and discriminative rates. Default: the embeddings, then everything else as one group.
+    fn layer_groups(_s: &EncoderSpec, params: &Params) -> Vec<Vec<String>> {
+        let names = encoder_names(params);
+        let (emb, rest): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| is_embedding(n));
+        let mut groups = vec![emb];
+        if !rest.is_empty() {
+            groups.push(rest);
+        }
+        groups
+    }
+
+    /// States of `x`; `p(name)` hands out a parameter (full name, `encoder.` prefix) on tape
+    /// type `T`. `causal` hides later positions (next-token objectives).
+    fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
+        s: &EncoderSpec,
+        dev: &Dev,
+        p: ParamFn<T>,
+        x: Tokens,
+        causal: bool,
+    ) -> Result<States<T>>;
+}
+
+/// The encoder's parameter names, sorted.
+pub fn encoder_names(params: &Params) -> Vec<String> {
+    params
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("encoder."))
+        .cloned()
+        .collect()
+}
+
+/// Whether a parameter belongs to the embedding group (token and position embeddings and
+/// their layer norm).
+pub fn is_embedding(name: &str) -> bool {
+    matches!(name, "encoder.embedding" | "encoder.pos") || name.starts_with("encoder.emb_ln.")
+}
+
+/// `Some(problem)` when an option is set outside `lo..=hi`.
+pub fn out_of_range(field: &str, x: Option<usize>, lo: usize, hi: usize) -> Option<Problem> {
+    x.filter(|x| !(lo..=hi).contains(x)).map(|x| {
+        Problem::new(
+            format!("encoder.{field}"),
+            format!("{field} {x} is out of range: expected {lo}..={hi}"),
+        )
+    })
+}
