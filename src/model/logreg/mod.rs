@@ -26,6 +26,8 @@ use super::ops::{product, View};
 
 mod problem;
 mod select;
+#[cfg(test)]
+mod select_tests;
 mod self_train;
 mod solver;
 #[cfg(test)]

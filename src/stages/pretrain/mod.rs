@@ -23,10 +23,15 @@ use crate::problem::Problem;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+mod init;
+mod output;
+
+pub use output::{load_encoder, PretrainConfig};
+
 use super::pad::read_pad_meta;
 use super::tokenize::read_meta;
 use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
-use crate::model::cbow::{self, CbowSettings, PretrainLog};
+use crate::model::cbow::{self, CbowSettings};
 use crate::model::encoder::{EncoderSpec, EncoderType, LmObjective};
 use crate::model::lm::{self, LmSettings};
 use crate::seqfile::{read_padded, read_ragged};
@@ -138,68 +143,6 @@ impl Pretrain {
     }
 }
 
-/// Where an `init:` run starts: the earlier stage's raw parameters (word2vec's embeddings not
-/// rescaled, as [`load_encoder`] does for classifiers) and word2vec's output table.
-struct Start {
-    params: crate::model::Params,
-    output: Option<Vec<f32>>,
-}
-
-impl Pretrain {
-    /// Reads the `init` stage's artefact and checks that training can go on from it: the same
-    /// tokenizer (byte for byte), the same kind of objective, a fitting encoder.
-    fn start_from(
-        &self,
-        dev: &crate::model::Dev,
-        ctx: &StageCtx,
-        name: &str,
-        src: &std::path::Path,
-        vocab: usize,
-    ) -> Result<Start> {
-        let dir = ctx.artefact(name)?;
-        let p = dir.join("encoder.json");
-        let cfg: PretrainConfig = serde_json::from_slice(&std::fs::read(&p)?)
-            .map_err(|e| anyhow::anyhow!("{}: not a pretrain config: {e}", p.display()))?;
-        let word2vec = |o: Objective| matches!(o, Objective::Cbow | Objective::Skipgram);
-        if word2vec(cfg.objective) != word2vec(self.objective) {
-            bail!(
-                "`init: {name}` was pretrained with objective `{}`, a different kind of model from this \
-                 stage's `{}` (word2vec tables vs a language model); continue it with {}",
-                serde_json::to_value(cfg.objective)?.as_str().unwrap_or_default(),
-                serde_json::to_value(self.objective)?.as_str().unwrap_or_default(),
-                if word2vec(cfg.objective) {
-                    "cbow or skipgram"
-                } else {
-                    "lm or mlm"
-                }
-            );
-        }
-        cfg.check_fits(&self.encoder, name)?;
-        let same_tokenizer = match (
-            std::fs::read(src.join("tokenizer.json")),
-            std::fs::read(dir.join("tokenizer.json")),
-        ) {
-            (Ok(a), Ok(b)) => a == b && cfg.vocab_size == vocab,
-            _ => false,
-        };
-        if !same_tokenizer {
-            bail!(
-                "`init: {name}` was pretrained on ids of another tokenizer than `{}`'s: both stages must read the \
-                 same tokenize stage (directly or through pad stages), or token ids mean other words",
-                self.from
-            );
-        }
-        let params = crate::model::Params::load(dev, &dir.join("encoder.safetensors"))?;
-        let output = if word2vec(cfg.objective) {
-            let o = crate::model::Params::load(dev, &dir.join("output.safetensors"))?;
-            Some(o.get(cbow::OUTPUT)?.as_vec())
-        } else {
-            None
-        };
-        Ok(Start { params, output })
-    }
-}
-
 fn d_epochs() -> usize {
     5
 }
@@ -211,54 +154,6 @@ fn d_neg() -> usize {
 }
 fn d_held() -> f64 {
     0.05
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PretrainConfig {
-    pub encoder: EncoderSpec,
-    pub vocab_size: usize,
-    pub objective: Objective,
-    pub history: Vec<PretrainLog>,
-}
-
-impl PretrainConfig {
-    /// Whether a classifier with `encoder` can start from this pretrained encoder.
-    pub fn check_fits(&self, encoder: &EncoderSpec, stage: &str) -> Result<()> {
-        let word2vec = matches!(self.objective, Objective::Cbow | Objective::Skipgram);
-        if word2vec && self.encoder.dim != encoder.dim {
-            bail!(
-                "encoder dim {} does not match the pretrained embeddings (dim {}) of stage `{stage}`; set `encoder.dim: {}`",
-                encoder.dim,
-                self.encoder.dim,
-                self.encoder.dim
-            );
-        }
-        if !word2vec && self.encoder.resolved() != encoder.resolved() {
-            bail!(
-                "encoder {} does not match the encoder {} pretrained by stage `{stage}`; use the same `encoder:` block",
-                serde_json::to_string(&encoder.resolved()).unwrap_or_default(),
-                serde_json::to_string(&self.encoder.resolved()).unwrap_or_default()
-            );
-        }
-        Ok(())
-    }
-}
-
-/// A pretrain stage's encoder parameters. word2vec embeddings are rescaled to a mean row norm
-/// of 1 (their scale is arbitrary; heads trained at a fixed rate need a known one); encoders
-/// trained end to end are used as they are.
-pub fn load_encoder(dev: &crate::model::Dev, dir: &std::path::Path) -> Result<(PretrainConfig, crate::model::Params)> {
-    let p = dir.join("encoder.json");
-    let cfg: PretrainConfig = serde_json::from_slice(&std::fs::read(&p)?)
-        .map_err(|e| anyhow::anyhow!("{}: not a pretrain config: {e}", p.display()))?;
-    let mut params = crate::model::Params::load(dev, &dir.join("encoder.safetensors"))?;
-    if matches!(cfg.objective, Objective::Cbow | Objective::Skipgram) {
-        let e = params.get("encoder.embedding")?.clone();
-        params
-            .tensors
-            .insert("encoder.embedding".into(), crate::model::classifier::unit_rows(dev, &e));
-    }
-    Ok((cfg, params))
 }
 
 impl Stage for Pretrain {

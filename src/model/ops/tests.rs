@@ -1,0 +1,209 @@
+use super::*;
+use dfdx::tensor_ops::Backward;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+type Tp = OwnedTape<f32, Dev>;
+type Op = dyn Fn(&Dev, Vec<Tensor<(usize, usize), f32, Dev, Tp>>) -> Tensor<(usize, usize), f32, Dev, Tp>;
+
+/// Checks the op's gradients against central differences of `Σ out ⊙ R` (R fixed random).
+fn check(name: &str, shapes: &[(usize, usize)], op: &Op) {
+    let dev = Dev::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut vals: Vec<Vec<f32>> = shapes
+        .iter()
+        .map(|&(r, c)| (0..r * c).map(|_| rng.gen_range(-1.0..1.0)).collect())
+        .collect();
+    let loss = |vals: &[Vec<f32>]| -> (f32, Vec<Vec<f32>>) {
+        let ts: Vec<T2> = vals
+            .iter()
+            .zip(shapes)
+            .map(|(v, &s)| dev.tensor_from_vec(v.clone(), s))
+            .collect();
+        let out = op(&dev, ts.iter().map(|t| t.retaped::<Tp>()).collect());
+        let shape = *out.shape();
+        let mut r2 = ChaCha8Rng::seed_from_u64(2);
+        let r: T2 = dev.tensor_from_vec((0..shape.0 * shape.1).map(|_| r2.gen_range(-1.0..1.0)).collect(), shape);
+        let l = (out * r).sum::<Rank0, _>();
+        let lv = l.array();
+        let g = l.backward();
+        (lv, ts.iter().map(|t| g.get(t).as_vec()).collect())
+    };
+    let (_, grads) = loss(&vals);
+    for (k, g) in grads.iter().enumerate() {
+        for i in 0..vals[k].len() {
+            let eps = 1e-2f32;
+            let w = vals[k][i];
+            vals[k][i] = w + eps;
+            let up = loss(&vals).0;
+            vals[k][i] = w - eps;
+            let down = loss(&vals).0;
+            vals[k][i] = w;
+            let numeric = (up - down) / (2.0 * eps);
+            assert!(
+                (numeric - g[i]).abs() < 5e-3 + 2e-2 * numeric.abs(),
+                "{name}: input {k}[{i}]: autodiff {} vs numeric {numeric}",
+                g[i]
+            );
+        }
+    }
+}
+
+const MASK: [u8; 8] = [1, 1, 1, 0, 0, 1, 1, 1];
+
+#[test]
+fn lstm_gradients() {
+    // b = 2 rows of l = 4 (post- and pre-padded), hidden 3.
+    check("lstm", &[(8, 12), (3, 12)], &|dev, mut v| {
+        let w = v.pop().unwrap();
+        let x = v.pop().unwrap();
+        lstm(dev, x, w, &MASK, 2, 4)
+    });
+}
+
+#[test]
+fn conv_gradients() {
+    check("conv", &[(8, 3), (9, 2), (1, 2)], &|dev, mut v| {
+        let b = v.pop().unwrap();
+        let w = v.pop().unwrap();
+        let x = v.pop().unwrap();
+        conv1d_relu(dev, x, w, b, &MASK, 2, 4)
+    });
+}
+
+#[test]
+fn attention_gradients() {
+    for causal in [false, true] {
+        check("attention", &[(8, 12)], &move |dev, mut v| {
+            attention(dev, v.pop().unwrap(), 2, &MASK, 2, 4, causal)
+        });
+    }
+}
+
+#[test]
+fn linear_and_gelu_gradients() {
+    check("linear", &[(5, 4), (4, 3), (1, 3)], &|dev, mut v| {
+        let b = v.pop().unwrap();
+        let w = v.pop().unwrap();
+        linear(dev, v.pop().unwrap(), w, b)
+    });
+    check("gelu", &[(5, 4)], &|dev, mut v| gelu(dev, v.pop().unwrap()));
+}
+
+#[test]
+fn add_gradients() {
+    check("add", &[(3, 4), (3, 4)], &|dev, mut v| {
+        let b = v.pop().unwrap();
+        add(dev, v.pop().unwrap(), b)
+    });
+}
+
+#[test]
+fn embedding_gradients() {
+    check("embedding", &[(4, 3)], &|dev, mut v| {
+        embedding(dev, v.pop().unwrap(), &[2, 0, 2, 3, 2])
+    });
+}
+
+#[test]
+fn reductions_match_plain_loops() {
+    for n in [0usize, 1, 7, 8, 9, 64, 67] {
+        let x: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.25).collect();
+        let y: Vec<f32> = (0..n).map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.5).collect();
+        assert!((sum(&x) - x.iter().sum::<f32>()).abs() < 1e-5);
+        assert!((dot(&x, &y) - x.iter().zip(&y).map(|(a, b)| a * b).sum::<f32>()).abs() < 1e-5);
+        assert_eq!(max(&x), x.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+    }
+}
+
+#[test]
+fn fast_math_is_accurate() {
+    for i in -2000..2000 {
+        let x = i as f32 * 0.01;
+        assert!((exp(x) - x.exp()).abs() <= 2e-6 * x.exp(), "exp({x})");
+        assert!((tanh(x) - x.tanh()).abs() <= 2e-6, "tanh({x})");
+        assert!((sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() <= 2e-6, "sigmoid({x})");
+    }
+}
+
+#[test]
+fn layer_norm_gradients() {
+    check("layer_norm", &[(5, 4), (1, 4), (1, 4)], &|dev, mut v| {
+        let b = v.pop().unwrap();
+        let g = v.pop().unwrap();
+        layer_norm(dev, v.pop().unwrap(), g, b)
+    });
+}
+
+#[test]
+fn softmax_xent_gradients() {
+    check("softmax_xent", &[(4, 3), (6, 3)], &|dev, mut v| {
+        let e = v.pop().unwrap();
+        softmax_xent(dev, v.pop().unwrap(), e, &[5, 1, 2], &[0, 2, 1, 1])
+    });
+}
+
+/// Padding carries the LSTM state: a post-padded row ends in the same state as the row
+/// without padding, and attention ignores padded keys.
+#[test]
+fn padding_changes_nothing() {
+    let dev = Dev::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut r = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect() };
+    let (x, w) = (r(3 * 8), r(2 * 8));
+    let mut xp = x.clone();
+    xp.extend(r(8)); // one padding step with arbitrary input
+    let a = lstm::<NoneTape>(
+        &dev,
+        dev.tensor_from_vec(x, (3, 8)),
+        dev.tensor_from_vec(w.clone(), (2, 8)),
+        &[1, 1, 1],
+        1,
+        3,
+    )
+    .as_vec();
+    let b = lstm::<NoneTape>(
+        &dev,
+        dev.tensor_from_vec(xp, (4, 8)),
+        dev.tensor_from_vec(w, (2, 8)),
+        &[1, 1, 1, 0],
+        1,
+        4,
+    )
+    .as_vec();
+    assert_eq!(&a[4..6], &b[6..8]);
+    let q = r(2 * 6);
+    let mut qp = q.clone();
+    qp.extend(r(6));
+    let a = attention::<NoneTape>(&dev, dev.tensor_from_vec(q, (2, 6)), 1, &[1, 1], 1, 2, false).as_vec();
+    let b = attention::<NoneTape>(&dev, dev.tensor_from_vec(qp, (3, 6)), 1, &[1, 1, 0], 1, 3, false).as_vec();
+    for (x, y) in a.iter().zip(&b[..4]) {
+        assert!((x - y).abs() < 1e-6);
+    }
+}
+
+/// The reproducibility contract rests on this: gemm splits the output among threads but
+/// never the inner (k) sum, so every thread count gives the same bits. Shapes straddle the
+/// parallel threshold and the kernels' edge tiles.
+#[test]
+fn gemm_bits_do_not_depend_on_the_thread_count() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for &(m, k, n) in &[(257, 129, 131), (1024, 64, 256), (33, 2000, 70), (512, 300, 8000)] {
+        let a: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let one = product(View::rows(&a, m, k, k), View::rows(&b, k, n, n), 1);
+        for threads in [2, 3, 5, 16] {
+            let many = product(View::rows(&a, m, k, k), View::rows(&b, k, n, n), threads);
+            assert!(one == many, "{m}x{k}x{n} on {threads} threads differs from 1 thread");
+        }
+    }
+}
+
+#[test]
+fn chunks_are_fixed_by_rows_not_threads() {
+    assert_eq!(chunks_for(30), vec![0..15, 15..30]);
+    assert_eq!(chunks_for(32), vec![0..16, 16..32]);
+    assert_eq!(chunks_for(5), vec![0..5]);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    assert_eq!(pool.install(|| chunks_for(30)), chunks_for(30));
+}
