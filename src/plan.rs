@@ -261,3 +261,82 @@ fn dataset_keys(spec: &Spec, mut hashes: Option<&mut FileHashes>) -> Result<BTre
         Err(SpecErrors(errors))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const SPEC: &str = "name: t
+datasets:
+  d: { path: DATA }
+stages:
+  tok: { kind: tokenize, fit_on: [d], vocab_size: 100 }
+  seqs: { kind: pad, from: tok }
+  a: { kind: finetune, from: seqs, train: d, epochs: 1 }
+  b: { kind: finetune, from: seqs, train: d, epochs: 3 }
+  ev_a: { kind: evaluate, model: a, from: seqs, data: d }
+";
+
+    /// The keys of every stage of `SPEC` with its dataset at `data`, after `sets`.
+    fn keys(dir: &Path, data: &str, sets: &[&str]) -> BTreeMap<String, String> {
+        let text = SPEC.replace("DATA", data);
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let study = Study::parse(&dir.join("t.yaml"), &text, &sets).unwrap();
+        let ws = Workspace::open(&dir.join("ws")).unwrap();
+        let plan = plan(&study, &ws).unwrap();
+        plan.all().map(|p| (p.name.clone(), p.key.clone())).collect()
+    }
+
+    fn project() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: String = (0..20).map(|i| format!("word{i} text,{}\n", i % 2)).collect();
+        std::fs::write(dir.path().join("d.csv"), format!("text,label\n{rows}")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_parameter_changes_its_stage_and_what_reads_it_only() {
+        let dir = project();
+        let base = keys(dir.path(), "d.csv", &[]);
+        assert_eq!(base, keys(dir.path(), "d.csv", &[]), "planning twice gives other keys");
+        let changed = keys(dir.path(), "d.csv", &["a.epochs=2"]);
+        let moved: Vec<&String> = base.keys().filter(|n| base[*n] != changed[*n]).collect();
+        assert_eq!(moved, ["a", "ev_a"]);
+        let upstream = keys(dir.path(), "d.csv", &["tok.vocab_size=50"]);
+        assert!(base.keys().all(|n| base[n] != upstream[n]), "every stage reads tok");
+    }
+
+    /// Dataset identity is content: the same bytes under another name and folder plan the same
+    /// keys; other bytes under the same name do not.
+    #[test]
+    fn a_dataset_is_keyed_by_its_bytes_not_its_path() {
+        let dir = project();
+        let base = keys(dir.path(), "d.csv", &[]);
+        std::fs::create_dir(dir.path().join("moved")).unwrap();
+        std::fs::copy(dir.path().join("d.csv"), dir.path().join("moved/renamed.csv")).unwrap();
+        assert_eq!(base, keys(dir.path(), "moved/renamed.csv", &[]));
+        std::fs::write(dir.path().join("d.csv"), "text,label\nother words,0\nmore words,1\n").unwrap();
+        let edited = keys(dir.path(), "d.csv", &[]);
+        assert!(base.keys().all(|n| base[n] != edited[n]));
+    }
+
+    #[test]
+    fn stages_with_the_same_key_share_one_job() {
+        let dir = project();
+        let text = SPEC.replace("DATA", "d.csv") + "variants:\n  longer: { a.epochs: 2 }\n";
+        let study = Study::parse(&dir.path().join("t.yaml"), &text, &[]).unwrap();
+        let ws = Workspace::open(&dir.path().join("ws")).unwrap();
+        let plan = plan(&study, &ws).unwrap();
+        // 2 variants × 5 stages, but only a and ev_a differ: 5 + 2 jobs.
+        assert_eq!(plan.all().count(), 10);
+        assert_eq!(plan.jobs.len(), 7);
+        let tok = plan.find("tok@longer").unwrap();
+        assert_eq!(tok.job, plan.find("tok@base").unwrap().job);
+        assert_ne!(plan.find("a@longer").unwrap().job, plan.find("a@base").unwrap().job);
+        // Each job comes after the jobs it reads.
+        for (j, job) in plan.jobs.iter().enumerate() {
+            assert!(job.upstream.iter().all(|&u| u < j), "job {j} before its input");
+        }
+    }
+}

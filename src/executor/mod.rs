@@ -378,3 +378,6 @@ pub fn execute(
     checkpoint.clear();
     Ok(committed)
 }
+
+#[cfg(test)]
+mod tests;

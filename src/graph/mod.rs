@@ -401,3 +401,6 @@ pub fn dot(study: &Study) -> String {
     s.push_str("}\n");
     s
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! The DAG of a small spec: order, neighbours, the cycle report, and the drawings.
+
+use super::*;
+use std::path::Path;
+
+/// Two classifier branches on one tokenizer: tok → seqs → {a, b}, each evaluated.
+const BRANCHES: &str = "name: t
+datasets:
+  d: { path: d.csv }
+stages:
+  ev_b: { kind: evaluate, model: b, from: seqs, data: d }
+  b: { kind: finetune, from: seqs, train: d, epochs: 3 }
+  seqs: { kind: pad, from: tok }
+  a: { kind: finetune, from: seqs, train: d, epochs: 1 }
+  tok: { kind: tokenize, fit_on: [d], vocab_size: 100 }
+  ev_a: { kind: evaluate, model: a, from: seqs, data: d }
+";
+
+fn spec(text: &str) -> Spec {
+    Study::parse(Path::new("t.yaml"), text, &[]).unwrap().variants.remove(0)
+}
+
+fn index(spec: &Spec, name: &str) -> usize {
+    spec.stages.iter().position(|s| s.name == name).unwrap()
+}
+
+#[test]
+fn order_puts_every_stage_after_what_it_reads() {
+    let spec = spec(BRANCHES);
+    check(&spec).unwrap();
+    let dag = Dag::build(&spec).unwrap();
+    assert_eq!(dag.order.len(), spec.stages.len());
+    let at = |name: &str| dag.order.iter().position(|&i| i == index(&spec, name)).unwrap();
+    for (before, after) in [
+        ("tok", "seqs"),
+        ("seqs", "a"),
+        ("seqs", "b"),
+        ("a", "ev_a"),
+        ("b", "ev_b"),
+    ] {
+        assert!(
+            at(before) < at(after),
+            "{before} must come before {after}: {:?}",
+            dag.order
+        );
+    }
+    let names = |v: Vec<usize>| -> Vec<String> {
+        let mut n: Vec<String> = v.into_iter().map(|i| spec.stages[i].name.clone()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(dag.upstream(index(&spec, "a"))), ["seqs"]);
+    assert_eq!(names(dag.downstream(index(&spec, "seqs"))), ["a", "b", "ev_a", "ev_b"]);
+    assert!(dag.downstream(index(&spec, "ev_a")).is_empty());
+}
+
+#[test]
+fn a_cycle_is_reported_in_order_with_its_field() {
+    // pad stages reading each other: the kind check (in `check`) would refuse them first, so
+    // the cycle is built directly.
+    let spec = spec(
+        "name: t\ndatasets:\n  d: { path: d.csv }\nstages:\n  x: { kind: pad, from: y }\n  y: { kind: pad, from: x }\n",
+    );
+    let err = Dag::build(&spec).unwrap_err().to_string();
+    assert!(err.contains("the stages form a cycle: x → y → x"), "{err}");
+    assert!(err.contains("stages.x.from"), "{err}");
+}
+
+#[test]
+fn an_unknown_reference_names_the_stage_and_what_exists() {
+    let spec = spec(&BRANCHES.replace("model: b,", "model: bb,"));
+    let err = check(&spec).unwrap_err().to_string();
+    assert!(err.contains("bb"), "{err}");
+    assert!(err.contains("stages.ev_b.model"), "{err}");
+}
+
+#[test]
+fn drawings_show_every_edge() {
+    let st = Study::parse(Path::new("t.yaml"), BRANCHES, &[]).unwrap();
+    let (mermaid, dot) = (mermaid(&st), dot(&st));
+    for (from, to) in [
+        ("tok", "seqs"),
+        ("seqs", "a"),
+        ("seqs", "b"),
+        ("a", "ev_a"),
+        ("b", "ev_b"),
+    ] {
+        assert!(
+            mermaid.contains(&format!("{from} --> {to}")) || mermaid.contains(&format!("{from}-->{to}")),
+            "mermaid lacks {from} → {to}:\n{mermaid}"
+        );
+        assert!(
+            dot.contains(&format!("\"{from}\" -> \"{to}\"")),
+            "dot lacks {from} → {to}:\n{dot}"
+        );
+    }
+    assert!(svg(&st).starts_with("<svg"));
+}
