@@ -16,6 +16,15 @@ stages:
   ev_a: { kind: evaluate, model: a, from: seqs, data: d }
 ";
 
+/// Every edge of `BRANCHES` (reader after what it reads).
+const EDGES: [(&str, &str); 5] = [
+    ("tok", "seqs"),
+    ("seqs", "a"),
+    ("seqs", "b"),
+    ("a", "ev_a"),
+    ("b", "ev_b"),
+];
+
 fn spec(text: &str) -> Spec {
     Study::parse(Path::new("t.yaml"), text, &[]).unwrap().variants.remove(0)
 }
@@ -31,13 +40,7 @@ fn order_puts_every_stage_after_what_it_reads() {
     let dag = Dag::build(&spec).unwrap();
     assert_eq!(dag.order.len(), spec.stages.len());
     let at = |name: &str| dag.order.iter().position(|&i| i == index(&spec, name)).unwrap();
-    for (before, after) in [
-        ("tok", "seqs"),
-        ("seqs", "a"),
-        ("seqs", "b"),
-        ("a", "ev_a"),
-        ("b", "ev_b"),
-    ] {
+    for (before, after) in EDGES {
         assert!(
             at(before) < at(after),
             "{before} must come before {after}: {:?}",
@@ -78,13 +81,7 @@ fn an_unknown_reference_names_the_stage_and_what_exists() {
 fn drawings_show_every_edge() {
     let st = Study::parse(Path::new("t.yaml"), BRANCHES, &[]).unwrap();
     let (mermaid, dot) = (mermaid(&st), dot(&st));
-    for (from, to) in [
-        ("tok", "seqs"),
-        ("seqs", "a"),
-        ("seqs", "b"),
-        ("a", "ev_a"),
-        ("b", "ev_b"),
-    ] {
+    for (from, to) in EDGES {
         assert!(
             mermaid.contains(&format!("{from} --> {to}")) || mermaid.contains(&format!("{from}-->{to}")),
             "mermaid lacks {from} → {to}:\n{mermaid}"
