@@ -86,19 +86,3 @@ impl Default for EncoderSpec {
 fn default_dim() -> usize {
     64
 }
-
-impl EncoderSpec {
-    /// Whether the option field `f` (one of the types' `OPTIONS`) is given.
-    pub fn is_set(&self, f: &str) -> bool {
-        match f {
-            "filters" => self.filters.is_some(),
-            "kernel" => self.kernel.is_some(),
-            "layers" => self.layers.is_some(),
-            "heads" => self.heads.is_some(),
-            "ff" => self.ff.is_some(),
-            "norm" => self.norm.is_some(),
-            "positions" => self.positions.is_some(),
-            _ => false,
-        }
-    }
-}

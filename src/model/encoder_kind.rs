@@ -56,7 +56,7 @@ pub trait EncoderKind {
         Vec::new()
     }
 
-    /// Width of each position's state.
+    /// Width of each position's state (`s` resolved or not: an unset option means its default).
     fn out_dim(s: &EncoderSpec) -> usize {
         s.dim
     }

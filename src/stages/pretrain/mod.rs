@@ -63,6 +63,17 @@ pub enum Objective {
     Lm,
 }
 
+impl Objective {
+    /// The language-model objective this is, when it pretrains a whole encoder.
+    fn lm(self) -> Option<LmObjective> {
+        match self {
+            Objective::Lm => Some(LmObjective::NextToken),
+            Objective::Mlm => Some(LmObjective::Masked),
+            Objective::Cbow | Objective::Skipgram => None,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pretrain {
@@ -127,7 +138,7 @@ pub struct Pretrain {
 
 impl Pretrain {
     fn is_lm(&self) -> bool {
-        matches!(self.objective, Objective::Mlm | Objective::Lm)
+        self.objective.lm().is_some()
     }
     fn window(&self) -> usize {
         self.window.unwrap_or_else(d_window)
@@ -199,13 +210,8 @@ impl Stage for Pretrain {
 
     fn check(&self) -> Vec<Problem> {
         let mut v = self.encoder.problems();
-        let lm = matches!(self.objective, Objective::Mlm | Objective::Lm);
-        let lm_objective = match self.objective {
-            Objective::Lm => Some(LmObjective::NextToken),
-            Objective::Mlm => Some(LmObjective::Masked),
-            _ => None,
-        };
-        if let Some(o) = lm_objective.filter(|&o| !self.encoder.kind.supports(o)) {
+        let lm = self.is_lm();
+        if let Some(o) = self.objective.lm().filter(|&o| !self.encoder.kind.supports(o)) {
             let name = if o == LmObjective::Masked { "mlm" } else { "lm" };
             let why = if o == LmObjective::NextToken {
                 " (it must not see the token it predicts)"
