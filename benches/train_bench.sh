@@ -2,8 +2,7 @@
 # Training throughput, warmstart vs PyTorch vs Keras (TensorFlow CPU): same machine, same run,
 # same thread count, same shapes (batch 32 x seq 64, vocab 8000, dim 64, Adam).
 #   BLENV=/path/to/venv-with-torch-and-tensorflow benches/train_bench.sh [STEPS]
-# Prints every tool's figures for 1 and 2 threads, a markdown table of ratios, and what the
-# fused ops' fixed row chunks cost against pool-sized ones (warmstart only, same run).
+# Prints every tool's figures for 1 and 2 threads and a markdown table of ratios.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -47,6 +46,3 @@ for model, wname in names.items():
         print(f"| {model} | {t} | {ws:,.0f} | {cell(peers.get('torch'))} | {cell(peers.get('keras'))} "
               f"| {ratio(peers.get('torch'))} | {ratio(peers.get('keras'))} |")
 PYX
-echo
-echo "What the fixed 16-row chunks cost (fixed/pool < 1 = slower than pool-sized chunks):"
-for T in 1 2; do grep '^chunks' "$OUT/ws_$T.txt" | sed "s/^chunks/  $T thread(s):/"; done

@@ -1,8 +1,7 @@
 //! Training throughput (tokens/s) of warmstart's `bag` classifier at the shapes of
 //! ../shared/bench/torch_throughput.py (batch 32 × seq 64, vocab 8000, dim 64, Adam, 30 timed
 //! steps after 5 warm-up steps), of language-model steps on the same shapes, of the word2vec
-//! kernel, and what the fixed row chunks of the fused ops cost against pool-sized chunks
-//! (`WS_BENCH=chunks`).
+//! kernel.
 //!
 //! `RAYON_NUM_THREADS=N cargo bench --bench train_throughput` — benches/train_bench.sh runs it
 //! beside the PyTorch script with the same thread count and prints the ratios.
@@ -75,45 +74,6 @@ fn main() {
             dt * 1e3,
             (B * S) as f64 / dt
         );
-    }
-
-    // What the fixed 16-row chunks cost (issue 9): the ops that chunk batch rows (LSTM
-    // recurrence, attention) timed with fixed chunks and with the old pool-sized chunks, in
-    // alternation (3 + 3 runs, median of each), at batch 32 and at an odd batch of 24.
-    for (kind, name) in [
-        (EncoderType::Lstm, "seed LSTM(64) cls"),
-        (EncoderType::Transformer, "emb+2L transformer cls"),
-    ] {
-        if !wanted("chunks") {
-            continue;
-        }
-        for rows in [B, 24] {
-            let data = Padded {
-                len: S,
-                ids: data.ids[..rows * S].to_vec(),
-                mask: data.mask[..rows * S].to_vec(),
-                labels: data.labels[..rows].to_vec(),
-            };
-            let (mut fixed, mut pooled) = (Vec::new(), Vec::new());
-            for _ in 0..3 {
-                warmstart::model::ops::bench_pool_sized_chunks(false);
-                fixed.push(classifier_step(&dev, &cfg, &data, kind));
-                warmstart::model::ops::bench_pool_sized_chunks(true);
-                pooled.push(classifier_step(&dev, &cfg, &data, kind));
-            }
-            warmstart::model::ops::bench_pool_sized_chunks(false);
-            let median = |v: &mut Vec<f64>| {
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
-            let (f, p) = (median(&mut fixed), median(&mut pooled));
-            println!(
-                "chunks {name} batch {rows}: fixed {:.0} tokens/s, pool-sized {:.0} tokens/s, fixed/pool {:.3}",
-                (rows * S) as f64 / f,
-                (rows * S) as f64 / p,
-                p / f
-            );
-        }
     }
 
     // Word2vec kernel: skip-gram and CBOW over 200k random-ish tokens (Zipf-like ids).

@@ -23,7 +23,8 @@ pub const KIND: Kind = Kind {
     produces: super::Product::Classifier,
     // 3: thread-count-independent LSTM gradients; per-parameter Adam steps (gradual
     // unfreezing); transformer positions from the first real token.
-    version: 3,
+    // 4: the LSTM's d W_hh is one product over all rows (chunks follow the pool size again).
+    version: 4,
     summary: "train a classifier (encoder + head), from a pretrained encoder or from scratch",
     parse: super::parse_as::<Finetune>,
     schema: super::schema_of::<Finetune>,

@@ -867,14 +867,14 @@ fn the_quickstart_keys_are_pinned() {
         .collect();
     let want = [
         ("tok", "a3ed30af1e1dc925"),
-        ("embed", "b6c063f1507b4697"),
+        ("embed", "bc90321ff7c5a9c1"),
         ("seqs", "8b77b6f0cee6f3e1"),
-        ("frozen", "5e4d09c1ad6d1bca"),
-        ("test_frozen", "2f1a7d82ac071c54"),
-        ("tuned", "7091cacccdb2450a"),
-        ("test_tuned", "8c60dedd8e9cacf3"),
-        ("scratch", "002e54374372d705"),
-        ("test_scratch", "f49d8a4fa2054ff4"),
+        ("frozen", "50173185e23bc75f"),
+        ("test_frozen", "f4ac1acd2ad42d3c"),
+        ("tuned", "bd207429dbdf4e04"),
+        ("test_tuned", "3ba166ce117a26a8"),
+        ("scratch", "1fece470ba3694b2"),
+        ("test_scratch", "a39dce6ed8d06f33"),
     ];
     let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(

@@ -155,22 +155,35 @@ pub fn lstm<T: Tape<f32, Dev> + Merge<T>>(
     }
     let mask = mask.to_vec();
     attach(dev, vec![xw, w_hh], out, (b * l, hd), move |g_out: &[f32]| {
-        let parts: Vec<(Vec<f32>, Vec<f32>)> = chunks
+        let d_gs: Vec<Vec<f32>> = chunks
             .par_iter()
             .map(|ch| lstm_backward(ch, g_out, &w, &mask, l, hd))
             .collect();
-        let mut d_xw = Vec::with_capacity(b * l * h4);
-        let mut d_w = vec![0.0f32; hd * h4];
-        for (dx, dw) in parts {
-            d_xw.extend_from_slice(&dx);
-            d_w.iter_mut().zip(&dw).for_each(|(a, b)| *a += b);
+        let d_xw = d_gs.concat();
+        // d W_hh = Σ_{rows, t} h_{t−1}ᵀ dG_t as ONE product over every row and step (h_{−1} = 0):
+        // gemm splits its outputs among threads, never the inner sum over rows × steps, so the
+        // bits do not depend on how the rows were chunked above — which is what lets the chunks
+        // follow the pool size.
+        let mut h_prev = vec![0.0f32; b * l * hd];
+        for ch in &chunks {
+            for k in 0..ch.rows.len() {
+                let (src, dst) = (k * l * hd, (ch.rows.start + k) * l * hd);
+                h_prev[dst + hd..dst + l * hd].copy_from_slice(&ch.h[src..src + (l - 1) * hd]);
+            }
         }
+        let threads = rayon::current_num_threads();
+        let d_w = product(
+            View::rows(&h_prev, b * l, hd, hd).t(),
+            View::rows(&d_xw, b * l, h4, h4),
+            threads,
+        );
         vec![Some(d_xw), Some(d_w)]
     })
 }
 
-/// Backpropagation through time for one chunk: returns `(d xw, d W_hh)` for its rows.
-fn lstm_backward(ch: &LstmChunk, g_out: &[f32], w: &[f32], mask: &[u8], l: usize, hd: usize) -> (Vec<f32>, Vec<f32>) {
+/// Backpropagation through time for one chunk: returns `d xw` (the gate pre-activation
+/// gradients) for its rows; `d W_hh` is one product over all rows, in [`lstm`].
+fn lstm_backward(ch: &LstmChunk, g_out: &[f32], w: &[f32], mask: &[u8], l: usize, hd: usize) -> Vec<f32> {
     let h4 = 4 * hd;
     let nr = ch.rows.len();
     let n = nr * l;
@@ -219,12 +232,5 @@ fn lstm_backward(ch: &LstmChunk, g_out: &[f32], w: &[f32], mask: &[u8], l: usize
             dh_carry.iter_mut().zip(&dh_keep).for_each(|(a, b)| *a += b);
         }
     }
-    // d W_hh = Σ_t h_{t−1}ᵀ dG_t: one product over all steps, with h_{−1} = 0.
-    let mut h_prev = vec![0.0f32; n * hd];
-    for k in 0..nr {
-        let base = k * l * hd;
-        h_prev[base + hd..base + l * hd].copy_from_slice(&ch.h[base..base + (l - 1) * hd]);
-    }
-    let d_w = product(View::rows(&h_prev, n, hd, hd).t(), View::rows(&d_g, n, h4, h4), 1);
-    (d_g, d_w)
+    d_g
 }

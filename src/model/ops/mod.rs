@@ -14,10 +14,10 @@
 //! row-major tensors (results of matmul/gather/add, or parameters) so that a gradient buffer
 //! has the same layout as the values.
 //!
-//! Determinism: rows are split into chunks of a fixed number of rows ([`ROWS_PER_CHUNK`]),
-//! never by the thread count, and partial weight gradients are summed in chunk order; gemm
-//! splits outputs, not inner sums, among threads. So every thread count gives the same bits
-//! (tested below, and end to end in tests/it/quickstart.rs).
+//! Determinism: rows are split into one chunk per pool thread, but no sum crosses a chunk:
+//! each row's outputs depend on that row alone, and weight gradients summed over rows are one
+//! gemm over all rows; gemm splits outputs, not inner sums, among threads. So every thread
+//! count gives the same bits (tested in tests.rs, and end to end in tests/it/quickstart.rs).
 //! Every op has a finite-difference test below.
 //!
 //! Layout: this file holds the shared machinery (gemm on strided views, [`attach`], fast math,
@@ -167,32 +167,16 @@ fn ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     (0..parts).map(|p| (p * n / parts)..((p + 1) * n / parts)).collect()
 }
 
-/// Batch rows per parallel chunk of the row-wise ops (LSTM recurrence, attention).
+/// The batch rows of the row-wise ops (LSTM recurrence, attention), one chunk per pool thread.
 ///
-/// Fixed by the data, never by the pool size: the LSTM sums its weight gradient chunk by
-/// chunk, so the chunking fixes the order of the float additions. When chunks followed
-/// `rayon::current_num_threads()`, `--jobs 1` and `--jobs 3` wrote different model bytes under
-/// the same cache key. 16 rows keep the per-step recurrence gemm efficient and give a batch of
-/// 32 one chunk per core on 2 cores; larger machines get less parallelism here, not other bits.
-pub const ROWS_PER_CHUNK: usize = 16;
-
+/// The chunking fixes no float addition order, so it may follow the pool size: every output
+/// row is computed from that row alone (gemm's per-row results do not depend on how many rows
+/// it is given, tested below), and the one sum over rows — the LSTM's `d W_hh` — is a single
+/// gemm over all rows, which splits outputs, never inner sums, among threads. An earlier
+/// version summed per-chunk partial gradients, so chunks had to be fixed by the data (16 rows),
+/// which cost the LSTM 9–22 % on one thread (BENCHMARKS "Reproducibility across thread counts").
 fn chunks_for(rows: usize) -> Vec<std::ops::Range<usize>> {
-    if POOL_SIZED_CHUNKS.load(std::sync::atomic::Ordering::Relaxed) {
-        return ranges(rows, rayon::current_num_threads());
-    }
-    ranges(rows, rows.div_ceil(ROWS_PER_CHUNK))
-}
-
-/// The old, thread-count-dependent chunking (one chunk per pool thread), kept only so that
-/// `benches/train_throughput.rs` can measure what the fixed chunks cost in the same run
-/// (BENCHMARKS "Reproducibility across thread counts"). No command, spec or environment
-/// variable reaches it: a stage run with it on would write other bytes under the same key.
-static POOL_SIZED_CHUNKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Benchmark-only: chunk batch rows by the pool size (`true`) instead of [`ROWS_PER_CHUNK`].
-#[doc(hidden)]
-pub fn bench_pool_sized_chunks(on: bool) {
-    POOL_SIZED_CHUNKS.store(on, std::sync::atomic::Ordering::Relaxed);
+    ranges(rows, rayon::current_num_threads())
 }
 
 /// Wraps `out` (already computed) as the result of an op over `inputs`; `backward` runs when

@@ -47,7 +47,9 @@ pub const KIND: Kind = Kind {
     // (the same objective and distributions; other random draws, so other bytes).
     // 8: word2vec trains `shards` slices of each round in parallel and merges them (default 2).
     // 9: the artefact also holds `tokenizer.json` and word2vec's output table, for `init:`.
-    version: 9,
+    // 10: the LSTM's d W_hh is one product over all rows (lm with an lstm encoder; word2vec's
+    // bytes are unchanged).
+    version: 10,
     summary: "pretrain an encoder on unlabelled text (cbow, skipgram, lm, mlm)",
     parse: super::parse_as::<Pretrain>,
     schema: super::schema_of::<Pretrain>,
