@@ -110,6 +110,7 @@ fn main() {
         }
         let batch = if masked {
             warmstart::model::lm::Batch {
+                len: S,
                 ids: masked_ids.clone(),
                 mask: vec![1; B * S],
                 at: masked_at.clone(),
@@ -117,6 +118,7 @@ fn main() {
             }
         } else {
             warmstart::model::lm::Batch {
+                len: S,
                 ids: ids.clone(),
                 mask: vec![1; B * S],
                 at: next_at.clone(),
@@ -149,7 +151,6 @@ fn main() {
                 &spec,
                 &params,
                 &batch,
-                S,
                 cands.as_deref(),
                 V,
                 !masked,

@@ -40,6 +40,8 @@ pub struct LmSettings {
 /// One batch: inputs (ids, mask), and the positions (row-major index) to predict with targets.
 /// Public so that `benches/train_throughput.rs` times the same step [`train`] takes.
 pub struct Batch {
+    /// Positions per row (`ids.len() / len` rows).
+    pub len: usize,
     pub ids: Vec<u32>,
     pub mask: Vec<u8>,
     pub at: Vec<usize>,
@@ -79,22 +81,27 @@ fn make_batch(pieces: &[&[u32]], l: usize, s: &LmSettings, vocab: usize, special
             }
         }
     }
-    Batch { ids, mask, at, targets }
+    Batch {
+        len: l,
+        ids,
+        mask,
+        at,
+        targets,
+    }
 }
 
 /// Loss of one batch on tape type `T`; `cands` = None for the full softmax. `causal`: attention
 /// sees only earlier positions (the `lm` objective; an LSTM is causal anyway).
-#[allow(clippy::too_many_arguments)]
 pub fn batch_loss<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
     dev: &Dev,
     spec: &EncoderSpec,
     params: &Params,
     batch: &Batch,
-    l: usize,
     cands: Option<&[usize]>,
     vocab: usize,
     causal: bool,
 ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
+    let l = batch.len;
     let b = batch.ids.len() / l;
     let p = |n: &str| Ok(params.get(n)?.retaped::<T>());
     let x = Tokens {
@@ -226,7 +233,7 @@ pub fn train(
                 c.dedup();
                 c
             });
-            let loss = batch_loss::<Tp>(dev, &spec, &params, &batch, bl, cands.as_deref(), vocab, !s.masked)?;
+            let loss = batch_loss::<Tp>(dev, &spec, &params, &batch, cands.as_deref(), vocab, !s.masked)?;
             let lv = loss.as_vec()[0];
             check_finite(lv, "pretraining", epoch)?;
             sum += lv as f64 * batch.at.len() as f64;
@@ -289,7 +296,7 @@ fn held_out_loss(
     for chunk in held[..held.len().min(512)].chunks(s.batch_size) {
         let bl = chunk.iter().map(|p| p.len()).max().unwrap_or(1);
         let batch = make_batch(chunk, bl, s, vocab, specials, &mut rng);
-        let loss = batch_loss::<NoneTape>(dev, spec, params, &batch, bl, None, vocab, !s.masked)?;
+        let loss = batch_loss::<NoneTape>(dev, spec, params, &batch, None, vocab, !s.masked)?;
         sum += loss.as_vec()[0] as f64 * batch.at.len() as f64;
         n += batch.at.len();
     }

@@ -83,7 +83,7 @@ impl EncoderKind for Transformer {
                 x.len
             );
         }
-        states(s, dev, p, x.ids, x.mask, x.rows, x.len, causal)
+        states(s, dev, p, x, causal)
     }
 }
 
@@ -146,17 +146,19 @@ fn norm<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
 }
 
 /// Last-layer states `(b·l) × dim`.
-#[allow(clippy::too_many_arguments)]
 fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
     s: &EncoderSpec,
     dev: &Dev,
     p: ParamFn<T>,
-    ids: &[u32],
-    mask: &[u8],
-    b: usize,
-    l: usize,
+    x: Tokens,
     causal: bool,
 ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
+    let Tokens {
+        ids,
+        mask,
+        rows: b,
+        len: l,
+    } = x;
     let heads = s.heads.unwrap_or(4);
     let pre = s.norm == Some(Norm::Pre);
     // Positions count from each row's first real token, so `padding: pre` (which shifts the

@@ -159,8 +159,7 @@ pub fn train(
         }
     };
     let n_shards = s.shards.max(1);
-    let (mut h, mut grad) = (vec![0f32; d], vec![0f32; d]);
-    let mut negs = vec![0u32; s.negatives];
+    let mut buf = shards::Scratch::new(s.negatives, d);
     let mut ctx = Vec::with_capacity(2 * s.window);
     let total = (tokens * s.epochs) as f64;
     let mut seen = 0usize;
@@ -233,9 +232,7 @@ pub fn train(
                         .filter(|&j| j != i)
                         .map(|j| row[j]),
                 );
-                hsum += base.example(
-                    &ctx, row[i], s.skipgram, &mut negs, &table, &mut hr, 0.0, &mut h, &mut grad,
-                ) as f64;
+                hsum += base.example(&ctx, row[i], s.skipgram, (&table, &mut hr), 0.0, &mut buf) as f64;
                 hn += 1;
             }
         }

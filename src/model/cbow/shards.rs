@@ -30,6 +30,24 @@ pub(super) struct Tables {
     touched_out: Vec<bool>,
 }
 
+/// One example's working buffers, allocated once per training loop: the sampled negatives
+/// and two `d`-wide rows (the hidden vector and its gradient).
+pub(super) struct Scratch {
+    negs: Vec<u32>,
+    h: Vec<f32>,
+    grad: Vec<f32>,
+}
+
+impl Scratch {
+    pub(super) fn new(negatives: usize, d: usize) -> Scratch {
+        Scratch {
+            negs: vec![0; negatives],
+            h: vec![0.0; d],
+            grad: vec![0.0; d],
+        }
+    }
+}
+
 impl Tables {
     pub(super) fn new(emb: Vec<f32>, out: Vec<f32>, d: usize) -> Tables {
         let rows = emb.len() / d.max(1);
@@ -43,20 +61,19 @@ impl Tables {
     }
 
     /// One position: CBOW (one step from the context mean) or skip-gram (one step per context
-    /// word), each with freshly sampled negatives. Returns the mean loss.
-    #[allow(clippy::too_many_arguments)]
+    /// word), each with negatives freshly drawn from `negatives` (the unigram table and the
+    /// random stream). Returns the mean loss.
     pub(super) fn example(
         &mut self,
         ctx: &[u32],
         centre: u32,
         skipgram: bool,
-        negs: &mut [u32],
-        table: &WeightedAliasIndex<f64>,
-        rng: &mut ChaCha8Rng,
+        negatives: (&WeightedAliasIndex<f64>, &mut ChaCha8Rng),
         lr: f32,
-        h: &mut [f32],
-        grad: &mut [f32],
+        buf: &mut Scratch,
     ) -> f32 {
+        let (table, rng) = negatives;
+        let Scratch { negs, h, grad } = buf;
         if !skipgram {
             negs.iter_mut().for_each(|x| *x = rng.sample(table) as u32);
             return self.step(ctx, centre, negs, lr, h, grad);
@@ -134,8 +151,7 @@ impl Job<'_> {
         rng: &mut ChaCha8Rng,
     ) -> (f64, usize, usize) {
         let (s, d) = (self.s, t.d);
-        let (mut h, mut grad) = (vec![0f32; d], vec![0f32; d]);
-        let mut negs = vec![0u32; s.negatives];
+        let mut buf = Scratch::new(s.negatives, d);
         let mut ctx = Vec::with_capacity(2 * s.window);
         let mut kept: Vec<u32> = Vec::new();
         let (mut sum, mut examples, mut local) = (0.0f64, 0usize, 0usize);
@@ -163,9 +179,7 @@ impl Job<'_> {
                         .filter(|&j| j != i)
                         .map(|j| row[j]),
                 );
-                sum += t.example(
-                    &ctx, row[i], s.skipgram, &mut negs, self.table, rng, lr, &mut h, &mut grad,
-                ) as f64;
+                sum += t.example(&ctx, row[i], s.skipgram, (self.table, &mut *rng), lr, &mut buf) as f64;
             }
             local += full.len();
         }

@@ -35,7 +35,7 @@ mod tests;
 
 use problem::*;
 use select::*;
-pub use self_train::{self_train, Round};
+pub use self_train::{self_train, Labelled, Round};
 use solver::*;
 
 /// The C values tried by cross-validation: 10^-3 … 10^3 in half decades.

@@ -3,6 +3,14 @@
 use super::*;
 use crate::model::{resume, LoopCtx};
 
+/// The labelled rows of a self-training problem: their features, labels and the class count.
+#[derive(Clone, Copy)]
+pub struct Labelled<'a> {
+    pub rows: Rows<'a>,
+    pub y: &'a [u32],
+    pub classes: usize,
+}
+
 /// One round of class-balanced self-training, as recorded in `logistic.json`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Round {
@@ -35,11 +43,8 @@ pub struct Round {
 /// mistakes back into training (the USB benchmark finds it *hurts*); quotas fixed by the
 /// labelled priors keep the class balance, and picking by confidence keeps most labels right.
 /// Only the features of `u` are used: the caller passes no labels for them.
-#[allow(clippy::too_many_arguments)] // the rows, their labels and the three choices, each once
 pub fn self_train(
-    l: Rows,
-    y: &[u32],
-    k: usize,
+    labelled: Labelled,
     c: Option<f64>,
     dev: Option<(Rows, &[u32])>,
     u: Rows,
@@ -47,6 +52,7 @@ pub fn self_train(
     seed: u64,
     lc: Option<&LoopCtx>,
 ) -> (Fitted, Vec<Round>) {
+    let Labelled { rows: l, y, classes: k } = labelled;
     let (n, nu, d) = (l.n(), u.n(), l.d);
     let steps = rounds > 0 && nu > 0;
     // A checkpoint counts completed fits as epochs: 1 = the labelled-only fit, 1 + r = after

@@ -85,7 +85,7 @@ fn self_training_uses_unlabelled_rows_class_balanced() {
         parts: &[],
         sparse: None,
     };
-    let (m, rounds) = self_train(l, &yl, 2, Some(1.0), None, u, 3, 0, None);
+    let (m, rounds) = self_train(labelled(l, &yl), Some(1.0), None, u, 3, 0, None);
     assert_eq!(rounds.len(), 3);
     let last = &rounds[2].added;
     assert_eq!(last[0], last[1], "quotas follow the labelled priors (50/50)");
@@ -142,9 +142,7 @@ fn self_training_round_that_hurts_dev_is_undone() {
     ));
     let base = fit_select(lr, &yl, 2, Some(1.0), dev, 0);
     let (m, log) = self_train(
-        lr,
-        &yl,
-        2,
+        labelled(lr, &yl),
         Some(1.0),
         dev,
         Rows {
@@ -162,9 +160,7 @@ fn self_training_round_that_hurts_dev_is_undone() {
     assert_eq!(m.w, base.w, "the labelled-only model is kept");
     // Without a dev set there is nothing to judge by: every round runs.
     let (_, log) = self_train(
-        lr,
-        &yl,
-        2,
+        labelled(lr, &yl),
         Some(1.0),
         None,
         Rows {
@@ -178,4 +174,9 @@ fn self_training_round_that_hurts_dev_is_undone() {
         None,
     );
     assert!(log.len() == 2 && log.iter().all(|r| r.kept && r.dev_log_loss.is_none()));
+}
+
+/// Binary labelled rows for the self-training tests.
+fn labelled<'a>(rows: Rows<'a>, y: &'a [u32]) -> Labelled<'a> {
+    Labelled { rows, y, classes: 2 }
 }

@@ -10,7 +10,6 @@ use crate::model::Dev;
 /// rows `o·d..(o+1)·d` multiply the token at `t + o − (k−1)/2`), `bias` is `1 × f`. Tokens
 /// outside the row or under a 0 in `mask` count as zero vectors ("same" padding), and outputs at
 /// padding positions are 0. Returns `(b·l) × f`.
-#[allow(clippy::too_many_arguments)]
 pub fn conv1d_relu<T: Tape<f32, Dev> + Merge<T>>(
     dev: &Dev,
     x: Tensor<(usize, usize), f32, Dev, T>,

@@ -122,10 +122,13 @@ pub(super) fn fit(
             &dev_y[..],
         )
     });
+    let labelled = logreg::Labelled {
+        rows: l_rows,
+        y: &y,
+        classes: k,
+    };
     let (fitted, self_training) = logreg::self_train(
-        l_rows,
-        &y,
-        k,
+        labelled,
         fe.c,
         dev_rows,
         u_rows,
