@@ -6,6 +6,7 @@
 
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::BTreeSet;
 
 use crate::spec::{Spec, SpecError, SpecErrors, Study};
 use crate::stages::{kinds_making, Want};
@@ -226,9 +227,11 @@ fn nodes(study: &Study) -> Vec<(String, String, Vec<String>)> {
     // (node id, label, input node ids)
     let mut seen: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
-    // Nodes used by more than one variant: (stage, kind, how many variants).
-    let mut shared: std::collections::BTreeMap<String, (String, &str, usize)> = std::collections::BTreeMap::new();
-    for v in &study.variants {
+    // Who uses each node: (kind, stage names, variant indices). Two identical stages of one
+    // variant are one node too, which is not "shared by 2 variants".
+    type Uses<'a> = (&'a str, BTreeSet<String>, BTreeSet<usize>);
+    let mut uses: std::collections::BTreeMap<String, Uses> = std::collections::BTreeMap::new();
+    for (vi, v) in study.variants.iter().enumerate() {
         let mut id_of: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
         for st in &v.stages {
             let inputs: Vec<String> = st
@@ -246,10 +249,7 @@ fn nodes(study: &Study) -> Vec<(String, String, Vec<String>)> {
                 inputs
             );
             let id = match seen.get(&ident) {
-                Some(id) => {
-                    shared.entry(id.clone()).or_insert((st.name.clone(), st.kind.name, 1)).2 += 1;
-                    id.clone()
-                }
+                Some(id) => id.clone(),
                 None => {
                     let display = Study::display(v, &st.name);
                     // Readable ids: the stage name, numbered when variants make several nodes of it.
@@ -269,13 +269,25 @@ fn nodes(study: &Study) -> Vec<(String, String, Vec<String>)> {
                     id
                 }
             };
+            let u = uses
+                .entry(id.clone())
+                .or_insert((st.kind.name, BTreeSet::new(), BTreeSet::new()));
+            u.1.insert(st.name.clone());
+            u.2.insert(vi);
             id_of.insert(st.name.clone(), id);
         }
     }
-    // A node shared by several variants is labelled with the plain stage name.
+    // A node of several variants is labelled with the plain stage name(s); a node standing
+    // for several identical stages names them all.
     for n in out.iter_mut() {
-        if let Some((stage, kind, count)) = shared.get(&n.0) {
-            n.1 = format!("{stage} ({kind}, shared by {count} variants)");
+        let Some((kind, names, variants)) = uses.get(&n.0) else {
+            continue;
+        };
+        let names = names.iter().cloned().collect::<Vec<_>>().join(", ");
+        if variants.len() > 1 {
+            n.1 = format!("{names} ({kind}, shared by {} variants)", variants.len());
+        } else if names.contains(", ") {
+            n.1 = format!("{names} ({kind}, identical)");
         }
     }
     out

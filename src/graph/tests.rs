@@ -93,3 +93,25 @@ fn drawings_show_every_edge() {
     }
     assert!(svg(&st).starts_with("<svg"));
 }
+
+/// A node stands for identical stages: across variants it says by how many variants it is
+/// shared; two identical stages of one variant are named together, not "shared by 2 variants".
+#[test]
+fn shared_nodes_count_variants_not_stages() {
+    let twins = BRANCHES.replace("epochs: 3", "epochs: 1");
+    let st = Study::parse(Path::new("t.yaml"), &twins, &[]).unwrap();
+    let labels: Vec<String> = nodes(&st).into_iter().map(|n| n.1).collect();
+    assert!(labels.contains(&"a, b (finetune, identical)".to_string()), "{labels:?}");
+    assert!(!labels.iter().any(|l| l.contains("shared by")), "{labels:?}");
+    let varied = format!("{BRANCHES}matrix:\n  a.epochs: [1, 2]\n");
+    let st = Study::parse(Path::new("t.yaml"), &varied, &[]).unwrap();
+    let labels: Vec<String> = nodes(&st).into_iter().map(|n| n.1).collect();
+    assert!(
+        labels.contains(&"tok (tokenize, shared by 2 variants)".to_string()),
+        "{labels:?}"
+    );
+    assert!(
+        labels.contains(&"b (finetune, shared by 2 variants)".to_string()),
+        "{labels:?}"
+    );
+}
