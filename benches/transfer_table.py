@@ -15,7 +15,14 @@ out, sets = sys.argv[1], sys.argv[2:]
 
 
 def ms(xs):
+    """Mean and population std in percent over the runs that produced a figure (fastText can
+    end in NaN on a run; such runs are left out and counted by `failed`)."""
+    xs = [x for x in xs if x == x]
     return (100 * st.mean(xs), 100 * st.pstdev(xs)) if xs else (float("nan"), 0.0)
+
+
+def failed(xs):
+    return sum(1 for x in xs if x != x)
 
 
 def need(base, points):
@@ -44,7 +51,8 @@ for ds in sets:
         acc[(p["peer"], p["budget"])].append(p["accuracy"])
     for budget in ("100", "500", "all"):
         cell = {k: ms(acc[(k, budget)]) for k in ("eval_recipe", "eval_scratch", "eval_linear", "tfidf", "fasttext")}
-        f = lambda k: f"{cell[k][0]:.1f} ± {cell[k][1]:.1f}"
+        f = lambda k: f"{cell[k][0]:.1f} ± {cell[k][1]:.1f}" + (
+            f" ({failed(acc[(k, budget)])} run NaN)" if failed(acc[(k, budget)]) else "")
         rec = cell["eval_recipe"][0]
         best_peer = max(cell["tfidf"][0], cell["fasttext"][0])
         verdict = ""
