@@ -1,4 +1,5 @@
-//! Spec text (and `--set` overrides) → `Spec::parse`: must return Ok or Err, never panic.
+//! Spec text (and `--set` overrides) → `pipeline::parse` (the parser, the study expansion and
+//! the graph checks, as every command runs them): must return Ok or Err, never panic.
 //!
 //! Input layout: `SPEC [\0 SET [\0 SET ...]]` — the part before the first NUL is the spec text,
 //! every further NUL-separated part is one `--set` string. Non-UTF-8 parts are skipped.
@@ -19,12 +20,12 @@ fuzz_target!(|data: &[u8]| {
         .filter_map(|p| std::str::from_utf8(p).ok())
         .map(str::to_string)
         .collect();
-    if let Err(e) = warmstart::spec::Spec::parse(Path::new("fuzz.yaml"), text, &sets) {
+    if let Err(e) = warmstart::pipeline::parse(Path::new("fuzz.yaml"), text, &sets) {
         // Formatting the errors is part of what a user sees; it must not panic either.
         let _ = e.to_string();
     }
     // Without overrides too, so that a bad `--set` does not hide the rest of the parser.
     if !sets.is_empty() {
-        let _ = warmstart::spec::Spec::parse(Path::new("fuzz.yaml"), text, &[]);
+        let _ = warmstart::pipeline::parse(Path::new("fuzz.yaml"), text, &[]);
     }
 });
