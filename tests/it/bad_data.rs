@@ -957,6 +957,22 @@ fn predict_with_a_tokenizer_larger_than_the_embedding() {
     predict_on_broken_folder(&p, "tokenizer.json", &["embedding"]);
 }
 
+/// Found by the model_folder fuzzer (2026-12-06): `tokenizers` panicked inside its decoder
+/// deserialiser on this malformed value; `predict` must name the file instead (exit 1 or 2).
+#[test]
+fn predict_with_a_malformed_tokenizer_json() {
+    let p = project();
+    let m = exported(&p);
+    let text = std::fs::read_to_string(m.join("tokenizer.json")).unwrap();
+    let at = text
+        .find("\"decoder\":")
+        .expect("an exported tokenizer.json has a decoder field");
+    let (head, tail) = text.split_at(at + "\"decoder\":".len());
+    let rest = &tail[tail.find(",\"model\"").expect("model follows decoder")..];
+    std::fs::write(m.join("tokenizer.json"), format!("{head}un\"ll{}", &rest[1..])).unwrap();
+    predict_on_broken_folder(&p, "tokenizer.json", &["not valid JSON"]);
+}
+
 #[test]
 fn a_typo_in_a_dataset_read_from_a_pad_stage_fails_validation_with_the_line() {
     for (from, to, field) in [
