@@ -171,12 +171,15 @@ fn ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
 ///
 /// The chunking fixes no float addition order, so it may follow the pool size: every output
 /// row is computed from that row alone (gemm's per-row results do not depend on how many rows
-/// it is given, tested below), and the one sum over rows — the LSTM's `d W_hh` — is a single
+/// it is given, as long as it is given more than one — tested in tests.rs), and the one sum over rows — the LSTM's `d W_hh` — is a single
 /// gemm over all rows, which splits outputs, never inner sums, among threads. An earlier
 /// version summed per-chunk partial gradients, so chunks had to be fixed by the data (16 rows),
 /// which cost the LSTM 9–22 % on one thread (BENCHMARKS "Reproducibility across thread counts").
+///
+/// Chunks hold at least two rows: gemm computes a one-row product another way (other bits), so
+/// a 3-row batch on 2 threads must not become chunks of 1 and 2 rows where 1 thread runs 3.
 fn chunks_for(rows: usize) -> Vec<std::ops::Range<usize>> {
-    ranges(rows, rayon::current_num_threads())
+    ranges(rows, rayon::current_num_threads().min(rows / 2).max(1))
 }
 
 /// Wraps `out` (already computed) as the result of an op over `inputs`; `backward` runs when

@@ -200,10 +200,17 @@ fn gemm_bits_do_not_depend_on_the_thread_count() {
 }
 
 /// The LSTM's outputs and both gradients have the same bits on any pool size, although its
-/// rows are chunked by the pool size (odd batch and widths straddle gemm's edge tiles).
+/// rows are chunked by the pool size (odd batch and widths straddle gemm's edge tiles; 3 and
+/// 5 rows on 2–5 threads would make one-row chunks if `chunks_for` allowed them).
 #[test]
 fn lstm_bits_do_not_depend_on_the_pool_size() {
-    let (b, l, hd) = (29, 7, 20);
+    for b in [29, 3, 5] {
+        lstm_bits_on_every_pool_size(b);
+    }
+}
+
+fn lstm_bits_on_every_pool_size(b: usize) {
+    let (l, hd) = (7, 20);
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let mut r = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect() };
     let (x, w, up) = (r(b * l * 4 * hd), r(hd * 4 * hd), r(b * l * hd));
@@ -223,6 +230,42 @@ fn lstm_bits_do_not_depend_on_the_pool_size() {
     };
     let one = run(1);
     for threads in [2, 3, 5] {
-        assert!(run(threads) == one, "LSTM on {threads} threads differs from 1 thread");
+        assert!(
+            run(threads) == one,
+            "LSTM, batch {b}, on {threads} threads differs from 1 thread"
+        );
+    }
+}
+
+/// What the row chunking relies on: a row of a gemm product has the same bits whatever the
+/// number of rows `m` in the call — except `m = 1`, which gemm computes another way (so
+/// `chunks_for` never makes a one-row chunk out of a larger batch).
+#[test]
+fn gemm_rows_do_not_depend_on_how_many_rows_but_one() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for &(k, n) in &[(64usize, 256usize), (20, 80), (128, 512)] {
+        let m = 40;
+        let a: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let full = product(View::rows(&a, m, k, k), View::rows(&b, k, n, n), 1);
+        for mm in 2..m {
+            let part = product(View::rows(&a, mm, k, k), View::rows(&b, k, n, n), 1);
+            assert!(part[..] == full[..mm * n], "{k}x{n}: the first {mm} rows differ");
+        }
+    }
+}
+
+#[test]
+fn chunks_hold_at_least_two_rows() {
+    for threads in [1, 2, 3, 5, 16] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        for rows in 1..40 {
+            let c = pool.install(|| chunks_for(rows));
+            assert_eq!(c.iter().map(|r| r.len()).sum::<usize>(), rows);
+            assert!(
+                rows == 1 || c.iter().all(|r| r.len() >= 2),
+                "{rows} rows on {threads}: {c:?}"
+            );
+        }
     }
 }
