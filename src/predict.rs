@@ -36,13 +36,15 @@ pub struct Prediction {
 /// Why not `Tokenizer::from_file` alone: `tokenizers` 0.22 *panics* on some malformed JSON
 /// instead of returning an error (its decoder, normaliser, … deserialisers `expect` an untagged
 /// helper to parse; the model-folder fuzzer found `"decoder": un"ll`). The file is therefore
-/// first parsed as plain JSON, which rejects every such input with a line and column; a panic
-/// that still escapes the crate is caught and reported as an unreadable file, never exit 101.
+/// parsed as plain JSON first, which rejects every such input with a line and column, and the
+/// tokenizer is built from that value (one parse of the text); a panic that still escapes the
+/// crate is caught and reported as an unreadable file, never exit 101.
 fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
     let cannot = |why: String| anyhow!("cannot load {}: {why}", path.display());
     let bytes = std::fs::read(path).map_err(|e| cannot(e.to_string()))?;
-    serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| cannot(format!("not valid JSON: {e}")))?;
-    match std::panic::catch_unwind(|| Tokenizer::from_bytes(&bytes)) {
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| cannot(format!("not valid JSON: {e}")))?;
+    match std::panic::catch_unwind(|| serde_json::from_value::<Tokenizer>(value)) {
         Ok(Ok(t)) => Ok(t),
         Ok(Err(e)) => Err(cannot(e.to_string())),
         Err(_) => Err(cannot("the tokenizers crate could not read it".into())),

@@ -283,11 +283,11 @@ fn nodes(study: &Study) -> Vec<(String, String, Vec<String>)> {
         let Some((kind, names, variants)) = uses.get(&n.0) else {
             continue;
         };
-        let names = names.iter().cloned().collect::<Vec<_>>().join(", ");
+        let joined = names.iter().cloned().collect::<Vec<_>>().join(", ");
         if variants.len() > 1 {
-            n.1 = format!("{names} ({kind}, shared by {} variants)", variants.len());
-        } else if names.contains(", ") {
-            n.1 = format!("{names} ({kind}, identical)");
+            n.1 = format!("{joined} ({kind}, shared by {} variants)", variants.len());
+        } else if names.len() > 1 {
+            n.1 = format!("{joined} ({kind}, identical)");
         }
     }
     out

@@ -35,35 +35,19 @@ fn cross_validation_follows_the_signal() {
     for i in 0..n {
         clean[i * d + y[i] as usize] += 3.0;
     }
-    let b = fit(
-        Rows {
-            dense: &clean,
-            d,
-            parts: &[],
-            sparse: None,
-        },
-        &y,
-        3,
-        None,
-        9,
-    );
+    let clean_rows = Rows {
+        dense: &clean,
+        d,
+        parts: &[],
+        sparse: None,
+    };
+    let b = fit(clean_rows, &y, 3, None, 9);
     assert!(
         b.c.dense[0] >= 0.316,
         "a clean signal should be regularised lightly, chose C {:?}",
         b.c
     );
-    let b2 = fit(
-        Rows {
-            dense: &clean,
-            d,
-            parts: &[],
-            sparse: None,
-        },
-        &y,
-        3,
-        None,
-        9,
-    );
+    let b2 = fit(clean_rows, &y, 3, None, 9);
     assert_eq!(b.w, b2.w);
     assert_eq!(b.cv_loss.len(), C_GRID.len());
 }

@@ -167,17 +167,17 @@ fn ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     (0..parts).map(|p| (p * n / parts)..((p + 1) * n / parts)).collect()
 }
 
-/// The batch rows of the row-wise ops (LSTM recurrence, attention), one chunk per pool thread.
+/// The batch rows of the row-wise ops (LSTM recurrence, attention), one chunk per pool thread
+/// but never a one-row chunk cut from a larger batch.
 ///
 /// The chunking fixes no float addition order, so it may follow the pool size: every output
-/// row is computed from that row alone (gemm's per-row results do not depend on how many rows
-/// it is given, as long as it is given more than one — tested in tests.rs), and the one sum over rows — the LSTM's `d W_hh` — is a single
-/// gemm over all rows, which splits outputs, never inner sums, among threads. An earlier
-/// version summed per-chunk partial gradients, so chunks had to be fixed by the data (16 rows),
-/// which cost the LSTM 9–22 % on one thread (BENCHMARKS "Reproducibility across thread counts").
-///
-/// Chunks hold at least two rows: gemm computes a one-row product another way (other bits), so
-/// a 3-row batch on 2 threads must not become chunks of 1 and 2 rows where 1 thread runs 3.
+/// row is computed from that row alone, and the one sum over rows — the LSTM's `d W_hh` — is a
+/// single gemm over all rows, which splits outputs, never inner sums, among threads. A gemm
+/// row's bits do not depend on how many rows the call has, except that a one-row product is
+/// computed another way (tests.rs): hence at least two rows per chunk, so that a 3-row batch on
+/// 2 threads is one chunk, as on 1. An earlier version summed per-chunk partial gradients, so
+/// chunks had to be fixed by the data (16 rows), which cost the LSTM 9–22 % on one thread
+/// (BENCHMARKS "Reproducibility across thread counts").
 fn chunks_for(rows: usize) -> Vec<std::ops::Range<usize>> {
     ranges(rows, rayon::current_num_threads().min(rows / 2).max(1))
 }
