@@ -11,7 +11,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use warmstart::model::adam::Adam;
-use warmstart::model::classifier::{Classifier, EncoderSpec, EncoderType, ModelConfig};
+use warmstart::model::classifier::{Classifier, EncoderType, ModelConfig};
 use warmstart::model::pool::Pooling;
 use warmstart::model::Dev;
 use warmstart::progress::Reporter;
@@ -34,11 +34,7 @@ fn main() {
     let dev = Dev::default();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let cfg = ModelConfig {
-        encoder: EncoderSpec {
-            kind: EncoderType::Bag,
-            dim: D,
-            ..EncoderSpec::default()
-        },
+        encoder: EncoderType::Bag.with_dim(D),
         vocab_size: V,
         pooling: Pooling::Mean,
         hidden: 0,
@@ -125,12 +121,7 @@ fn main() {
                 targets: next_targets.clone(),
             }
         };
-        let spec = EncoderSpec {
-            kind,
-            dim: D,
-            ..EncoderSpec::default()
-        }
-        .resolved();
+        let spec = kind.with_dim(D).resolved();
         let mut params = spec.init(&dev, &mut rng, V);
         let trainable: Vec<String> = params.tensors.keys().cloned().collect();
         let mut opt = Adam::new(1e-3, 0.0);
@@ -210,11 +201,7 @@ fn main() {
 /// Seconds per training step (forward + backward + Adam) of a classifier with `kind`'s encoder
 /// on `data` (all its rows one batch), after 5 warm-up steps.
 fn classifier_step(dev: &Dev, cfg: &ModelConfig, data: &Padded, kind: EncoderType) -> f64 {
-    let encoder = EncoderSpec {
-        kind,
-        dim: D,
-        ..EncoderSpec::default()
-    };
+    let encoder = kind.with_dim(D);
     let cfg = ModelConfig {
         pooling: encoder.default_pooling(),
         encoder,

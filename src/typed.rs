@@ -30,7 +30,19 @@ pub fn typed<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
                 Segment::Unknown => {}
             }
         }
-        let msg = e.inner().to_string();
+        let mut msg = e.inner().to_string();
+        // A deserialiser that buffered a mapping names the field it failed on (`field_error`).
+        if let Some((field, rest)) = msg
+            .strip_prefix(FIELD_MARK)
+            .and_then(|r| r.split_once("`: "))
+            .map(|(f, r)| (f.to_string(), r.to_string()))
+        {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&field);
+            msg = rest;
+        }
         // For `unknown field`, serde reports the path of the enclosing mapping; point at the key.
         let unknown = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next());
         if let Some(field) = unknown.filter(|f| path != *f && !path.ends_with(&format!(".{f}"))) {
@@ -48,6 +60,15 @@ pub fn typed<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
     })
 }
 
+const FIELD_MARK: &str = "in field `";
+
+/// An error about `field` of the mapping being deserialised, for deserialisers that read a
+/// mapping whole before typing its fields (serde's path tracking then sees only the mapping):
+/// [`typed`] moves the field into the error's path, so the spec error still points at its line.
+pub fn field_error<E: serde::de::Error>(field: &str, msg: impl std::fmt::Display) -> E {
+    E::custom(format!("{FIELD_MARK}{field}`: {msg}"))
+}
+
 /// Makes serde's messages read as instructions ("expected one of …").
 fn friendly(msg: &str) -> String {
     let m = strip_location(msg);
@@ -63,10 +84,6 @@ fn friendly(msg: &str) -> String {
         .replace(
             "expected struct RawDataset",
             "expected a mapping with `path` (and optionally `format`, `text`, `label`)",
-        )
-        .replace(
-            "expected struct EncoderSpec",
-            "expected a mapping like `{ type: bag, dim: 64 }`",
         )
         .replace("found sequence", "found a list")
         .replace("found map,", "found a mapping,")

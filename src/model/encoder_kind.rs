@@ -1,18 +1,22 @@
-//! What one encoder type is, as a trait its file implements: its options' defaults and checks,
-//! the parameters it owns, and its forward pass from token ids to per-position states.
+//! What one encoder type is, as a trait its file implements: its configuration struct (the
+//! options of its `encoder:` block, their defaults and checks), the parameters it owns, and its
+//! forward pass from token ids to per-position states.
 //!
 //! Why a trait with associated functions (no `self`): a type's behaviour depends only on the
 //! spec it is given, and `states` is generic over the tape type (dfdx records gradients on
 //! `OwnedTape`, none on `NoneTape`), which rules out `dyn`. `model/encoder.rs` maps each
-//! [`EncoderType`](super::encoder_config::EncoderType) to its implementation in one `match`
-//! (`dispatch!`), so adding an encoder is its file plus that enum arm (see ARCHITECTURE.md,
-//! "Adding an encoder type").
+//! variant of [`EncoderSpec`](super::encoder_config::EncoderSpec) to its implementation in one
+//! `match` (`dispatch!`), so adding an encoder is its file plus that enum arm (see
+//! ARCHITECTURE.md, "Adding an encoder type"). This file names no encoder type and imports no
+//! per-type file, so the per-type files and `encoder_config.rs` can both read it.
 
 use anyhow::Result;
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
-use super::encoder_config::EncoderSpec;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use super::pool::Pooling;
 use super::{Dev, ParamFn, Params, T2};
 use crate::problem::Problem;
@@ -31,13 +35,15 @@ pub struct Tokens<'a> {
 pub type States<T> = Tensor<(usize, usize), f32, Dev, T>;
 
 pub trait EncoderKind {
-    /// The spec's `type:` value (serde's spelling of the [`EncoderType`] variant; a unit test
-    /// checks they agree).
-    ///
-    /// [`EncoderType`]: super::encoder_config::EncoderType
+    /// The type's own options as written in a spec (beside `type`), each unset one `None`
+    /// until [`resolve`](Self::resolve); it denies unknown fields, so a misspelt option is
+    /// an error naming the fields this type has.
+    type Config: std::fmt::Debug + Clone + PartialEq + Serialize + DeserializeOwned;
+    /// The spec's `type:` value (serde's spelling of the
+    /// [`EncoderType`](super::encoder_config::EncoderType) variant; a unit test checks they agree).
     const NAME: &'static str;
-    /// The option fields of [`EncoderSpec`] this type reads; a spec that sets another type's
-    /// option is refused by `validate` with the owner's name.
+    /// The options of [`Config`](Self::Config) besides `dim` (a unit test checks they are its
+    /// fields); when a spec sets one under another type, reading it names this type as the owner.
     const OPTIONS: &'static [&'static str] = &[];
     /// Pooling when a classifier's spec names none.
     const DEFAULT_POOLING: Pooling;
@@ -48,26 +54,32 @@ pub trait EncoderKind {
     /// Whether it can be pretrained as a masked language model (`mlm`).
     const MASKED: bool = false;
 
-    /// Fills in this type's option defaults (what model configs store).
-    fn resolve(_s: &mut EncoderSpec) {}
+    /// A configuration of width `dim`, every other option unset.
+    fn with_dim(dim: usize) -> Self::Config;
 
-    /// What `validate` says about this type's options beyond the shared checks; `s` is resolved.
-    fn problems(_s: &EncoderSpec) -> Vec<Problem> {
+    /// Embedding width (and hidden or model width where the type has one).
+    fn dim(c: &Self::Config) -> usize;
+
+    /// Fills in this type's option defaults (what model configs store).
+    fn resolve(_c: &mut Self::Config) {}
+
+    /// What `validate` says about this type's options beyond the shared checks; `c` is resolved.
+    fn problems(_c: &Self::Config) -> Vec<Problem> {
         Vec::new()
     }
 
-    /// Width of each position's state (`s` resolved or not: an unset option means its default).
-    fn out_dim(s: &EncoderSpec) -> usize {
-        s.dim
+    /// Width of each position's state (`c` resolved or not: an unset option means its default).
+    fn out_dim(c: &Self::Config) -> usize {
+        Self::dim(c)
     }
 
     /// Adds the parameters beyond `embedding` (names without the `encoder.` prefix), drawn
-    /// from `rng` in a fixed order.
-    fn init(_s: &EncoderSpec, _dev: &Dev, _rng: &mut ChaCha8Rng, _put: &mut dyn FnMut(&str, T2)) {}
+    /// from `rng` in a fixed order; `c` is resolved.
+    fn init(_c: &Self::Config, _dev: &Dev, _rng: &mut ChaCha8Rng, _put: &mut dyn FnMut(&str, T2)) {}
 
     /// Parameter groups from the bottom (embeddings) to the top layer, for gradual unfreezing
     /// and discriminative rates. Default: the embeddings, then everything else as one group.
-    fn layer_groups(_s: &EncoderSpec, params: &Params) -> Vec<Vec<String>> {
+    fn layer_groups(_c: &Self::Config, params: &Params) -> Vec<Vec<String>> {
         let names = encoder_names(params);
         let (emb, rest): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| is_embedding(n));
         let mut groups = vec![emb];
@@ -78,14 +90,19 @@ pub trait EncoderKind {
     }
 
     /// States of `x`; `p(name)` hands out a parameter (full name, `encoder.` prefix) on tape
-    /// type `T`. `causal` hides later positions (next-token objectives).
+    /// type `T`. `causal` hides later positions (next-token objectives). `c` is resolved.
     fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
-        s: &EncoderSpec,
+        c: &Self::Config,
         dev: &Dev,
         p: ParamFn<T>,
         x: Tokens,
         causal: bool,
     ) -> Result<States<T>>;
+}
+
+/// The width a spec gets when it names none.
+pub fn default_dim() -> usize {
+    64
 }
 
 /// The encoder's parameter names, sorted.

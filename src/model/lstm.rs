@@ -10,21 +10,40 @@ use anyhow::Result;
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
-use super::encoder_config::EncoderSpec;
-use super::encoder_kind::{EncoderKind, States, Tokens};
+use serde::{Deserialize, Serialize};
+
+use super::encoder_kind::{default_dim, EncoderKind, States, Tokens};
 use super::pool::Pooling;
 use super::{ops, uniform, Dev, ParamFn, T2};
 use crate::problem::Problem;
 
 pub struct Lstm;
 
+/// `encoder: {type: lstm, dim: 64}` — one layer; `dim` is the embedding and the hidden width.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LstmConfig {
+    /// Embedding and hidden width [64].
+    #[serde(default = "default_dim")]
+    pub dim: usize,
+}
+
 impl EncoderKind for Lstm {
+    type Config = LstmConfig;
     const NAME: &'static str = "lstm";
     /// The state after the last real token.
     const DEFAULT_POOLING: Pooling = Pooling::Last;
     const NEXT_TOKEN: bool = true;
 
-    fn problems(s: &EncoderSpec) -> Vec<Problem> {
+    fn with_dim(dim: usize) -> LstmConfig {
+        LstmConfig { dim }
+    }
+
+    fn dim(c: &LstmConfig) -> usize {
+        c.dim
+    }
+
+    fn problems(s: &LstmConfig) -> Vec<Problem> {
         let mut v = Vec::new();
         if s.dim > 512 {
             v.push(Problem::new(
@@ -36,7 +55,7 @@ impl EncoderKind for Lstm {
     }
 
     /// uniform ±1/√hidden; forget-gate bias 1 (remember by default).
-    fn init(s: &EncoderSpec, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMut(&str, T2)) {
+    fn init(s: &LstmConfig, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMut(&str, T2)) {
         let d = s.dim;
         let k = 1.0 / (d as f32).sqrt();
         put("lstm.w_ih", uniform(dev, rng, d, 4 * d, k));
@@ -49,7 +68,7 @@ impl EncoderKind for Lstm {
 
     /// Hidden states `(rows·len) × hidden`.
     fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
-        _s: &EncoderSpec,
+        _c: &LstmConfig,
         dev: &Dev,
         p: ParamFn<T>,
         x: Tokens,

@@ -9,22 +9,72 @@ use anyhow::{bail, Result};
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
-use super::encoder_config::{EncoderSpec, Norm};
-use super::encoder_kind::{encoder_names, is_embedding, out_of_range, EncoderKind, States, Tokens};
+use serde::{Deserialize, Serialize};
+
+use super::encoder_kind::{default_dim, encoder_names, is_embedding, out_of_range, EncoderKind, States, Tokens};
 use super::pool::Pooling;
 use super::{ops, uniform, zeros, Dev, ParamFn, Params, T2};
 use crate::problem::Problem;
 
 pub struct Transformer;
 
+/// Pre-norm (`x + f(LN(x))`, stable with larger rates) or post-norm (`LN(x + f(x))`, BERT's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    #[default]
+    Post,
+    Pre,
+}
+
+/// `encoder: {type: transformer, dim: 64, layers: 2, heads: 4}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerConfig {
+    /// Model width [64].
+    #[serde(default = "default_dim")]
+    pub dim: usize,
+    /// Number of layers [2].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<usize>,
+    /// Attention heads; must divide dim [4].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<usize>,
+    /// Feed-forward width [2 × dim].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ff: Option<usize>,
+    /// `post` (BERT) or `pre` layer norm [post].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm: Option<Norm>,
+    /// Longest sequence (position embeddings) [512].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<usize>,
+}
+
 impl EncoderKind for Transformer {
+    type Config = TransformerConfig;
     const NAME: &'static str = "transformer";
     const OPTIONS: &'static [&'static str] = &["layers", "heads", "ff", "norm", "positions"];
     const DEFAULT_POOLING: Pooling = Pooling::Mean;
     const NEXT_TOKEN: bool = true;
     const MASKED: bool = true;
 
-    fn resolve(s: &mut EncoderSpec) {
+    fn with_dim(dim: usize) -> TransformerConfig {
+        TransformerConfig {
+            dim,
+            layers: None,
+            heads: None,
+            ff: None,
+            norm: None,
+            positions: None,
+        }
+    }
+
+    fn dim(c: &TransformerConfig) -> usize {
+        c.dim
+    }
+
+    fn resolve(s: &mut TransformerConfig) {
         s.layers.get_or_insert(2);
         s.heads.get_or_insert(4);
         s.ff.get_or_insert(2 * s.dim);
@@ -32,7 +82,7 @@ impl EncoderKind for Transformer {
         s.positions.get_or_insert(512);
     }
 
-    fn problems(s: &EncoderSpec) -> Vec<Problem> {
+    fn problems(s: &TransformerConfig) -> Vec<Problem> {
         let mut v = Vec::new();
         v.extend(out_of_range("layers", s.layers, 1, 24));
         v.extend(out_of_range("heads", s.heads, 1, 64));
@@ -50,12 +100,12 @@ impl EncoderKind for Transformer {
         v
     }
 
-    fn init(s: &EncoderSpec, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMut(&str, T2)) {
+    fn init(s: &TransformerConfig, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMut(&str, T2)) {
         init(s, dev, rng, put)
     }
 
     /// The embeddings, then one group per layer (the final pre-norm layer norm with the top).
-    fn layer_groups(s: &EncoderSpec, params: &Params) -> Vec<Vec<String>> {
+    fn layer_groups(s: &TransformerConfig, params: &Params) -> Vec<Vec<String>> {
         let names = encoder_names(params);
         let mut groups = vec![names.iter().filter(|n| is_embedding(n)).cloned().collect::<Vec<_>>()];
         for i in 0..s.layers.unwrap_or(2) {
@@ -70,7 +120,7 @@ impl EncoderKind for Transformer {
     }
 
     fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
-        s: &EncoderSpec,
+        s: &TransformerConfig,
         dev: &Dev,
         p: ParamFn<T>,
         x: Tokens,
@@ -92,7 +142,7 @@ fn ones(dev: &Dev, n: usize) -> T2 {
 }
 
 /// Adds this encoder's parameters (names without the `encoder.` prefix).
-fn init(s: &EncoderSpec, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMut(&str, T2)) {
+fn init(s: &TransformerConfig, dev: &Dev, rng: &mut ChaCha8Rng, put: &mut dyn FnMut(&str, T2)) {
     let d = s.dim;
     let ff = s.ff.unwrap_or(2 * d);
     let xavier = |rng: &mut ChaCha8Rng, i: usize, o: usize| uniform(dev, rng, i, o, (6.0 / (i + o) as f32).sqrt());
@@ -147,7 +197,7 @@ fn norm<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
 
 /// Last-layer states `(b·l) × dim`.
 fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
-    s: &EncoderSpec,
+    s: &TransformerConfig,
     dev: &Dev,
     p: ParamFn<T>,
     x: Tokens,

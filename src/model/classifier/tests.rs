@@ -1,14 +1,13 @@
 use super::*;
 use crate::artefact::{Shape, Side};
+use crate::model::encoder_config::TransformerConfig;
 
 fn tiny(pooling: Pooling, hidden: usize, kind: EncoderType) -> (Dev, Classifier, Padded) {
     let dev = Dev::default();
     let cfg = ModelConfig {
-        encoder: EncoderSpec {
-            kind,
-            dim: 4,
-            heads: (kind == EncoderType::Transformer).then_some(2),
-            ..EncoderSpec::default()
+        encoder: match kind.with_dim(4) {
+            EncoderSpec::Transformer(t) => EncoderSpec::Transformer(TransformerConfig { heads: Some(2), ..t }),
+            other => other,
         },
         vocab_size: 7,
         pooling,

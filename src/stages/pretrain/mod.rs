@@ -213,7 +213,7 @@ impl Stage for Pretrain {
     fn check(&self) -> Vec<Problem> {
         let mut v = self.encoder.problems();
         let lm = self.is_lm();
-        if let Some(o) = self.objective.lm().filter(|&o| !self.encoder.kind.supports(o)) {
+        if let Some(o) = self.objective.lm().filter(|&o| !self.encoder.kind().supports(o)) {
             let name = if o == LmObjective::Masked { "mlm" } else { "lm" };
             let why = if o == LmObjective::NextToken {
                 " (it must not see the token it predicts)"
@@ -381,7 +381,7 @@ impl Stage for Pretrain {
         } else {
             let settings = CbowSettings {
                 skipgram: self.objective == Objective::Skipgram,
-                dim: self.encoder.dim,
+                dim: self.encoder.dim(),
                 window: self.window(),
                 negatives: self.negatives(),
                 epochs: self.epochs,

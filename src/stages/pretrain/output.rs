@@ -21,12 +21,12 @@ impl PretrainConfig {
     /// Whether a classifier with `encoder` can start from this pretrained encoder.
     pub fn check_fits(&self, encoder: &EncoderSpec, stage: &str) -> Result<()> {
         let word2vec = matches!(self.objective, Objective::Cbow | Objective::Skipgram);
-        if word2vec && self.encoder.dim != encoder.dim {
+        if word2vec && self.encoder.dim() != encoder.dim() {
             bail!(
                 "encoder dim {} does not match the pretrained embeddings (dim {}) of stage `{stage}`; set `encoder.dim: {}`",
-                encoder.dim,
-                self.encoder.dim,
-                self.encoder.dim
+                encoder.dim(),
+                self.encoder.dim(),
+                self.encoder.dim()
             );
         }
         if !word2vec && self.encoder.resolved() != encoder.resolved() {
