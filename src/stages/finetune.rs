@@ -24,7 +24,7 @@ pub const KIND: Kind = Kind {
     // 3: thread-count-independent LSTM gradients; per-parameter Adam steps (gradual
     // unfreezing); transformer positions from the first real token.
     // 4: the LSTM's d W_hh is one product over all rows (chunks follow the pool size again).
-    version: 4,
+    version: 5,
     summary: "train a classifier (encoder + head), from a pretrained encoder or from scratch",
     parse: super::parse_as::<Finetune>,
     schema: super::schema_of::<Finetune>,

@@ -869,12 +869,12 @@ fn the_quickstart_keys_are_pinned() {
         ("tok", "a3ed30af1e1dc925"),
         ("embed", "bc90321ff7c5a9c1"),
         ("seqs", "8b77b6f0cee6f3e1"),
-        ("frozen", "50173185e23bc75f"),
-        ("test_frozen", "f4ac1acd2ad42d3c"),
-        ("tuned", "bd207429dbdf4e04"),
-        ("test_tuned", "3ba166ce117a26a8"),
-        ("scratch", "1fece470ba3694b2"),
-        ("test_scratch", "a39dce6ed8d06f33"),
+        ("frozen", "15355a2f27bcdc20"),
+        ("test_frozen", "5591409acc69ef22"),
+        ("tuned", "826279d5228ce944"),
+        ("test_tuned", "a8a6ea855e7276b0"),
+        ("scratch", "5d374f65cbd334f5"),
+        ("test_scratch", "f796bf96646d6f34"),
     ];
     let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(

@@ -5,6 +5,8 @@
 //! `encoder.embedding` (vocab × dim), `head.w1`/`head.b1` (MLP hidden layer, if any),
 //! `head.w`/`head.b` (output layer).
 
+use std::borrow::Cow;
+
 use anyhow::{bail, Result};
 use dfdx::prelude::*;
 use rand::SeedableRng;
@@ -203,14 +205,15 @@ impl Classifier {
         l: usize,
     ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
         let p = |n: &str| self.param::<T>(n);
+        let (ids, mask, l) = real_columns(ids, mask, b, l);
         let tokens = Tokens {
-            ids,
-            mask,
+            ids: &ids,
+            mask: &mask,
             rows: b,
             len: l,
         };
         let x = self.cfg.encoder.states(dev, &p, tokens, false)?;
-        Ok(pool(dev, x, mask, b, l, self.cfg.pooling))
+        Ok(pool(dev, x, &mask, b, l, self.cfg.pooling))
     }
 
     /// Logits from pooled features, on a tape (for training the head).
@@ -367,6 +370,36 @@ pub fn unit_rows(dev: &Dev, e: &T2) -> T2 {
         w.iter_mut().for_each(|x| *x /= mean);
     }
     dev.tensor_from_vec(w, (v, d))
+}
+
+/// The columns of `b` rows of `l` positions that hold a real token in at least one row: the
+/// span from the earliest first token to the latest last one, so a batch costs its longest
+/// text, not the pad stage's `max_len` (sentences padded to 512 were ~90 % padding). Dropping
+/// columns that are padding in every row changes no encoder's result: padding is masked out of
+/// pooling and attention, carries the LSTM state over unchanged, and counts as zero in the
+/// convolution (as the cut-off edge does); transformer positions count from each row's first
+/// real token. Sums whose length follows the columns (attention over keys, the LSTM's `dW_hh`)
+/// add the same terms in another grouping, so bits may differ from the untrimmed batch; the cut
+/// depends only on the rows, so the same batch gives the same bits on any thread count. At
+/// least one column is kept.
+fn real_columns<'a>(ids: &'a [u32], mask: &'a [u8], b: usize, l: usize) -> (Cow<'a, [u32]>, Cow<'a, [u8]>, usize) {
+    let (mut lo, mut hi) = (l, 0);
+    for m in mask.chunks(l.max(1)).take(b) {
+        if let (Some(f), Some(e)) = (m.iter().position(|&v| v != 0), m.iter().rposition(|&v| v != 0)) {
+            lo = lo.min(f);
+            hi = hi.max(e + 1);
+        }
+    }
+    if hi <= lo {
+        (lo, hi) = (0, 1.min(l));
+    }
+    if (lo, hi) == (0, l) {
+        return (Cow::Borrowed(ids), Cow::Borrowed(mask), l);
+    }
+    let cut = |r: usize| r * l + lo..r * l + hi;
+    let ids: Vec<u32> = (0..b).flat_map(|r| ids[cut(r)].iter().copied()).collect();
+    let mask: Vec<u8> = (0..b).flat_map(|r| mask[cut(r)].iter().copied()).collect();
+    (Cow::Owned(ids), Cow::Owned(mask), hi - lo)
 }
 
 #[cfg(test)]

@@ -96,3 +96,67 @@ fn gradients_match_finite_differences() {
         }
     }
 }
+
+/// Batches are cut to their real columns: a row's pooled features are the same whether it
+/// sits in a batch with longer texts (more columns kept) or alone, on both padding sides and
+/// every encoder — the cut changes the cost, not the result.
+#[test]
+fn a_rows_features_do_not_depend_on_the_batchs_padding() {
+    for side in [Side::Post, Side::Pre] {
+        for kind in EncoderType::all() {
+            let (dev, mut model, _) = tiny(Pooling::Mean, 0, kind);
+            model.cfg.shape.max_len = 6;
+            model.cfg.shape.padding = side;
+            // Texts of 2, 5 and 1 tokens padded to 6 on `side`.
+            let texts: [&[u32]; 3] = [&[5, 6], &[1, 2, 3, 4, 5], &[6]];
+            let mut data = Padded {
+                len: 6,
+                ids: Vec::new(),
+                mask: Vec::new(),
+                labels: vec![0, 1, 2],
+            };
+            for t in texts {
+                let pad = 6 - t.len();
+                let (ids, mask): (Vec<u32>, Vec<u8>) = match side {
+                    Side::Post => (
+                        t.iter().copied().chain(std::iter::repeat_n(0, pad)).collect(),
+                        (0..6).map(|i| (i < t.len()) as u8).collect(),
+                    ),
+                    Side::Pre => (
+                        std::iter::repeat_n(0, pad).chain(t.iter().copied()).collect(),
+                        (0..6).map(|i| (i >= pad) as u8).collect(),
+                    ),
+                };
+                data.ids.extend(ids);
+                data.mask.extend(mask);
+            }
+            let together = model.features_of(&dev, &data).unwrap();
+            let w = model.cfg.feature_width();
+            for r in 0..3 {
+                let alone = model.features(&dev, data.row(r), data.mask_row(r), 1).unwrap().as_vec();
+                for (a, b) in alone.iter().zip(&together[r * w..(r + 1) * w]) {
+                    assert!((a - b).abs() < 1e-5, "{kind:?} {side:?} row {r}: {a} vs {b}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn real_columns_keep_the_span_of_real_tokens_and_at_least_one_column() {
+    // Post-padded rows of 4: real spans 0..2 and 0..3 → 3 columns.
+    let (ids, mask, l) = real_columns(&[1, 2, 0, 0, 3, 4, 5, 0], &[1, 1, 0, 0, 1, 1, 1, 0], 2, 4);
+    assert_eq!(
+        (l, &ids[..], &mask[..]),
+        (3, &[1, 2, 0, 3, 4, 5][..], &[1, 1, 0, 1, 1, 1][..])
+    );
+    // Pre-padded: spans 2..4 and 3..4 → the last 2 columns.
+    let (ids, _, l) = real_columns(&[0, 0, 1, 2, 0, 0, 0, 3], &[0, 0, 1, 1, 0, 0, 0, 1], 2, 4);
+    assert_eq!((l, &ids[..]), (2, &[1, 2, 0, 3][..]));
+    // Nothing real: one column stays, so encoders see a non-empty batch.
+    let (_, _, l) = real_columns(&[0, 0, 0], &[0, 0, 0], 1, 3);
+    assert_eq!(l, 1);
+    // Already full: borrowed, not copied.
+    let (ids, _, _) = real_columns(&[1, 2], &[1, 1], 1, 2);
+    assert!(matches!(ids, Cow::Borrowed(_)));
+}

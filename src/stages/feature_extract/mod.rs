@@ -33,7 +33,7 @@ pub const KIND: Kind = Kind {
     // 13: each pooled part (e.g. max and mean of `meanmax`) is a block with its own C; C's
     // chosen by a coordinate pass over the blocks after the joint grid.
     // 14: the coordinate pass over decades (13's half decades doubled the cost on IMDB).
-    version: 14,
+    version: 15,
     summary: "frozen pretrained encoder + a trained head on pooled features",
     parse: super::parse_as::<FeatureExtract>,
     schema: super::schema_of::<FeatureExtract>,
