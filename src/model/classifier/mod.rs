@@ -237,26 +237,22 @@ impl Classifier {
     }
 
     /// Pooled features of every row of `data` (row-major, `feature_width` per row), computed
-    /// without a tape in batches of 512 rows.
+    /// without a tape in chunks of rows of similar length ([`by_length`]).
     pub fn features_of(&self, dev: &Dev, data: &Padded) -> Result<Vec<f32>> {
-        let l = data.len;
-        let mut out = Vec::with_capacity(data.rows() * self.cfg.feature_width());
-        for start in (0..data.rows()).step_by(512) {
-            let end = (start + 512).min(data.rows());
-            let x = self.features(
-                dev,
-                &data.ids[start * l..end * l],
-                &data.mask[start * l..end * l],
-                end - start,
-            )?;
-            out.extend(x.as_vec());
+        let w = self.cfg.feature_width();
+        let mut out = vec![0.0; data.rows() * w];
+        for chunk in by_length(data) {
+            let (ids, mask) = gather(data, &chunk);
+            let x = self.features(dev, &ids, &mask, chunk.len())?.as_vec();
+            for (&i, f) in chunk.iter().zip(x.chunks(w)) {
+                out[i * w..(i + 1) * w].copy_from_slice(f);
+            }
         }
         Ok(out)
     }
 
     /// Class probabilities for padded rows (inference).
     pub fn predict_proba(&self, dev: &Dev, data: &Padded) -> Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(data.rows());
         let l = data.len;
         let c = self.cfg.labels.len();
         // A logistic head whose vector weights are all 0 (`pooled: false`, the linear baseline)
@@ -277,23 +273,18 @@ impl Classifier {
             )),
             None => None,
         };
-        for start in (0..data.rows()).step_by(512) {
-            let end = (start + 512).min(data.rows());
-            let b = end - start;
+        let mut out = vec![Vec::new(); data.rows()];
+        for chunk in by_length(data) {
+            let b = chunk.len();
+            let (ids, mask) = gather(data, &chunk);
             let mut logits = if bias_only {
                 bias.iter().copied().cycle().take(b * c).collect()
             } else {
-                let x = self.features(dev, &data.ids[start * l..end * l], &data.mask[start * l..end * l], b)?;
+                let x = self.features(dev, &ids, &mask, b)?;
                 self.head(x)?.as_vec()
             };
             if let Some((ng, idf, w)) = &ngram_head {
-                let rows = ngrams::features(
-                    *ng,
-                    idf,
-                    &data.ids[start * l..end * l],
-                    &data.mask[start * l..end * l],
-                    l,
-                );
+                let rows = ngrams::features(*ng, idf, &ids, &mask, l);
                 for (row, sp) in logits.chunks_mut(c).zip(&rows) {
                     for &(bucket, v) in sp {
                         let wr = &w[bucket as usize * c..(bucket as usize + 1) * c];
@@ -307,7 +298,9 @@ impl Classifier {
                 let s: f32 = row.iter().sum();
                 row.iter_mut().for_each(|v| *v /= s);
             }
-            out.extend(logits.chunks(c).map(|r| r.to_vec()));
+            for (&i, p) in chunk.iter().zip(logits.chunks(c)) {
+                out[i] = p.to_vec();
+            }
         }
         Ok(out)
     }
@@ -338,8 +331,7 @@ impl Classifier {
                 dev.tensor_from_vec(v, (b, width)).retaped::<Tp>()
             }
             None => {
-                let ids: Vec<u32> = batch.iter().flat_map(|&i| data.row(i).iter().copied()).collect();
-                let mask: Vec<u8> = batch.iter().flat_map(|&i| data.mask_row(i).iter().copied()).collect();
+                let (ids, mask) = gather(data, batch);
                 self.encode::<Tp>(dev, &ids, &mask, b, data.len)?
             }
         };
@@ -370,6 +362,23 @@ pub fn unit_rows(dev: &Dev, e: &T2) -> T2 {
         w.iter_mut().for_each(|x| *x /= mean);
     }
     dev.tensor_from_vec(w, (v, d))
+}
+
+/// The rows of `data` in chunks of at most 512 for inference, shortest texts first (ties in
+/// row order), so that each chunk's cut to its real columns ([`real_columns`]) is close to its
+/// own texts' length: a chunk of long reviews no longer makes 511 short ones pay for its
+/// longest. Results go back to their rows, and a row's result does not depend on its chunk.
+fn by_length(data: &Padded) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..data.rows()).collect();
+    order.sort_by_key(|&i| data.mask_row(i).iter().filter(|&&m| m != 0).count());
+    order.chunks(512).map(|c| c.to_vec()).collect()
+}
+
+/// The ids and masks of rows `rows` of `data`, concatenated.
+fn gather(data: &Padded, rows: &[usize]) -> (Vec<u32>, Vec<u8>) {
+    let ids = rows.iter().flat_map(|&i| data.row(i).iter().copied()).collect();
+    let mask = rows.iter().flat_map(|&i| data.mask_row(i).iter().copied()).collect();
+    (ids, mask)
 }
 
 /// The columns of `b` rows of `l` positions that hold a real token in at least one row: the
