@@ -12,7 +12,9 @@
 #    (tokenizers installed), HF tokenizers from Python on the same texts and settings
 #    (../shared/bench/tokenize_peers.py: WordPiece 8k train + encode + pad 256), same threads,
 #    right after, and the ratio; then benches/tokenize_same_ids.py checks that warmstart's ids
-#    are what HF tokenizers encodes with warmstart's tokenizer.json. SKIP_NOOP=1 runs only this part.
+#    are what HF tokenizers encodes with warmstart's tokenizer.json. With TensorFlow in BLENV,
+#    Keras' word-level Tokenizer + pad_sequences on the same texts too (one Python thread).
+#    SKIP_NOOP=1 runs only this part.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=$ROOT/../shared
@@ -67,6 +69,15 @@ PY
 import json, sys
 b, t, p, ours = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), float(sys.argv[4])
 print(f"| HF tokenizers (Python), same texts and settings, {t} thread(s) | {p['train_s']:.1f} s train + {p['encode_pad_s']:.1f} s encode+pad | {b/1e6/p['total_s']:.2f} MB/s; **warmstart / HF {p['total_s']/ours:.2f}x** |")
+PY
+    fi
+    if [ -n "${BLENV:-}" ] && TF_CPP_MIN_LOG_LEVEL=3 "$BLENV/bin/python" -c "from tensorflow.keras.preprocessing.text import Tokenizer" 2>/dev/null; then
+      # Keras' word-level Tokenizer + pad_sequences runs in one Python thread whatever T is.
+      K=$(TF_CPP_MIN_LOG_LEVEL=3 "$BLENV/bin/python" "$SHARED/bench/tokenize_peers.py" "$SHARED/datasets/imdb/train.csv" 8000 256 keras 2>/dev/null | tail -n 1)
+      python3 - "$BYTES" "$T" "$K" "$(cat /dev/shm/ws_tok_$T)" <<'PY'
+import json, sys
+b, t, p, ours = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), float(sys.argv[4])
+print(f"| Keras Tokenizer (word level, num_words 8000) + pad_sequences 256, same texts, beside warmstart's {t} thread(s) | {p['train_s']:.1f} s fit + {p['encode_pad_s']:.1f} s encode+pad | {b/1e6/p['total_s']:.2f} MB/s; **warmstart / Keras {p['total_s']/ours:.2f}x** |")
 PY
     fi
     rm -f "/dev/shm/ws_tok_$T"
