@@ -14,7 +14,8 @@ sparse block alone; lsa = a third block of LSA_K (default 100) LSA dimensions fi
 training text (unlabelled, as `domain`); lsa_words = LSA instead of the vectors; nbr = a third block of token counts spread to each
 token's NBR_K (default 10) nearest tokens by vector cosine, TF-IDF weighted (a convex stand-in
 for fine-tuning the embeddings); nbr_lsa = both; rff = a third block of RFF_D random Fourier
-features of the mean vector (an RBF kernel on it)."""
+features of the mean vector (an RBF kernel on it); base_conv = base with coordinate passes
+repeated until one changes nothing (at most 5), not one."""
 import json, sys, time
 import numpy as np
 import scipy.sparse as sp
@@ -160,11 +161,12 @@ def main():
             arms = {"base": ["mean", "words"], "char": ["mean", "words", "chars"], "max": ["mean", "max", "words"],
                     "charmax": ["mean", "max", "words", "chars"], "idfmean": ["idfmean", "words"], "base_char": ["mean", "chars"], "nb": ["mean", "nb"], "nbwords": ["mean", "words", "nb"], "linear": ["words"], "nbonly": ["nb"],
                     "lsa": ["mean", "words", "lsa"], "lsa_words": ["lsa", "words"],
-                    "nbr": ["mean", "words", "nbr"], "rff": ["mean", "words", "rff"], "nbr_lsa": ["mean", "words", "nbr", "lsa"]}
+                    "nbr": ["mean", "words", "nbr"], "rff": ["mean", "words", "rff"], "nbr_lsa": ["mean", "words", "nbr", "lsa"],
+                    "base_conv": ["mean", "words"]}
             for arm in ARMS:
                 names = arms[arm]
                 tr = [blocks[n]["train"] for n in names]; dv = [blocks[n]["dev"] for n in names]; te = [blocks[n]["test"] for n in names]
-                sc, _ = select(tr, ytr, dv, ydv)
+                sc, _ = select(tr, ytr, dv, ydv, passes=5 if arm.endswith("_conv") else 1)
                 m = fit(tr, sc, ytr)
                 acc = float((m.predict(design(te, sc)) == yte).mean())
                 print(json.dumps({"set": ds, "budget": budget, "seed": seed, "arm": arm, "acc": round(100 * acc, 2), "c": sc}), flush=True)

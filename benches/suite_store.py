@@ -37,16 +37,21 @@ def dev_loss(m, dv, sc, ydv):
     return log_loss(ydv, m.predict_proba(design(dv, sc)), labels=m.classes_)
 
 
-def select(tr, ytr, dv, ydv):
-    """A C per block by dev log-loss: the joint grid, then one coordinate pass (each block also
-    off). Returns (scales, dev log-loss)."""
+def select(tr, ytr, dv, ydv, passes=1):
+    """A C per block by dev log-loss: the joint grid, then `passes` coordinate passes (each
+    block also off; more passes stop early when one changes nothing). Returns (scales, dev
+    log-loss)."""
     nb = len(tr)
     loss = lambda sc: dev_loss(fit(tr, sc, ytr), dv, sc, ydv)
     best = min(((loss([c] * nb), [c] * nb) for c in GRID), key=lambda t: t[0])
-    for b in range(nb):
-        for c in GRID + [OFF]:
-            sc = list(best[1]); sc[b] = c
-            l = loss(sc)
-            if l < best[0] - 1e-9:
-                best = (l, sc)
+    for _ in range(passes):
+        start = list(best[1])
+        for b in range(nb):
+            for c in GRID + [OFF]:
+                sc = list(best[1]); sc[b] = c
+                l = loss(sc)
+                if l < best[0] - 1e-9:
+                    best = (l, sc)
+        if best[1] == start:
+            break
     return best[1], best[0]
