@@ -15,7 +15,8 @@ training text (unlabelled, as `domain`); lsa_words = LSA instead of the vectors;
 token's NBR_K (default 10) nearest tokens by vector cosine, TF-IDF weighted (a convex stand-in
 for fine-tuning the embeddings); nbr_lsa = both; rff = a third block of RFF_D random Fourier
 features of the mean vector (an RBF kernel on it); base_conv = base with coordinate passes
-repeated until one changes nothing (at most 5), not one."""
+repeated until one changes nothing (at most 5), not one. VECTORS=path/{ds}.npy puts other
+vectors for the same token ids in place of the pretrained ones (benches/subword_prototype.py)."""
 import json, sys, time
 import numpy as np
 import scipy.sparse as sp
@@ -47,6 +48,9 @@ def main():
         tokf = store_files(ws, "tok", rep) + "/tokenizer.json"
         tok = Tokenizer.from_file(tokf)
         E = load_file(store_files(ws, "vectors", rep) + "/encoder.safetensors")["encoder.embedding"]
+        if __import__("os").environ.get("VECTORS"):
+            # Other vectors for the same token ids (benches/subword_prototype.py), e.g. fastText's.
+            E = np.load(__import__("os").environ["VECTORS"].format(ds=ds)).astype(np.float32)
         data = {s: rows(f"{OUT}/data/{ds}/{s}.csv") for s in ("train", "dev", "test")}
         ids = {s: [e.ids[:512] for e in tok.encode_batch([t for t, _ in r])] for s, r in data.items()}
         toks = {s: [" ".join(map(str, i)) for i in v] for s, v in ids.items()}
