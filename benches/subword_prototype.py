@@ -11,7 +11,10 @@ tokenizer splits it (lowercased; words and punctuation apart), with the template
 without subwords (`minn 0 maxn 0`: the objective warmstart trains) and once with character 3-6
 grams (fastText's default). Each model's vector of every word of the set's warmstart tokenizer
 vocabulary (a word's vector with n-grams is its own plus its n-grams', so rare words borrow from
-frequent ones) is saved as OUT/vec/{ds}.{plain,sub}.npy, rows in token-id order."""
+frequent ones) is saved as OUT/vec/{ds}.{plain,sub}.npy, rows in token-id order.
+
+MORE=a.csv,b.csv adds those files' `text` column to the general text and trains only the plain
+model, saved as OUT/vec/{ds}.more.npy: does more general text lift the recipe?"""
 import json, os, re, sys, tempfile, time
 import numpy as np
 import fasttext
@@ -36,12 +39,14 @@ for ds in SETS:
     rep = json.load(open(f"{OUT}/{ds}.warmstart.json"))
     vocab = json.load(open(store_files(f"{OUT}/ws/{ds}", "tok", rep) + "/tokenizer.json"))["model"]["vocab"]
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
-        for line in list(lines_of_general()) + [t + "\n" for t, _ in rows(f"{OUT}/data/{ds}/train.csv")]:
+        more = [t + "\n" for p in os.environ.get("MORE", "").split(",") if p for t, _ in rows(p)]
+        for line in list(lines_of_general()) + more + [t + "\n" for t, _ in rows(f"{OUT}/data/{ds}/train.csv")]:
             toks = split.findall(line.lower())
             if toks:
                 f.write(" ".join(toks) + "\n")
         corpus = f.name
-    for name, (minn, maxn) in (("plain", (0, 0)), ("sub", (3, 6))):
+    models = (("more", (0, 0)),) if os.environ.get("MORE") else (("plain", (0, 0)), ("sub", (3, 6)))
+    for name, (minn, maxn) in models:
         m = fasttext.train_unsupervised(corpus, model="skipgram", dim=256, ws=5, neg=5, t=1e-4, minCount=2,
                                         epoch=5, lr=0.05, minn=minn, maxn=maxn, thread=2, verbose=0)
         E = np.zeros((max(vocab.values()) + 1, 256), dtype=np.float32)
