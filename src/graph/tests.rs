@@ -1,6 +1,7 @@
 //! The DAG of a small spec: order, neighbours, the cycle report, and the drawings.
 
 use super::*;
+use crate::spec::Study;
 use std::path::Path;
 
 /// Two classifier branches on one tokenizer: tok → seqs → {a, b}, each evaluated.

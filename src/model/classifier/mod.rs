@@ -5,8 +5,6 @@
 //! `encoder.embedding` (vocab × dim), `head.w1`/`head.b1` (MLP hidden layer, if any),
 //! `head.w`/`head.b` (output layer).
 
-use std::borrow::Cow;
-
 use anyhow::{bail, Result};
 use dfdx::prelude::*;
 use rand::SeedableRng;
@@ -364,52 +362,8 @@ pub fn unit_rows(dev: &Dev, e: &T2) -> T2 {
     dev.tensor_from_vec(w, (v, d))
 }
 
-/// The rows of `data` in chunks of at most 512 for inference, shortest texts first (ties in
-/// row order), so that each chunk's cut to its real columns ([`real_columns`]) is close to its
-/// own texts' length: a chunk of long reviews no longer makes 511 short ones pay for its
-/// longest. Results go back to their rows, and a row's result does not depend on its chunk.
-fn by_length(data: &Padded) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..data.rows()).collect();
-    order.sort_by_key(|&i| data.mask_row(i).iter().filter(|&&m| m != 0).count());
-    order.chunks(512).map(|c| c.to_vec()).collect()
-}
-
-/// The ids and masks of rows `rows` of `data`, concatenated.
-fn gather(data: &Padded, rows: &[usize]) -> (Vec<u32>, Vec<u8>) {
-    let ids = rows.iter().flat_map(|&i| data.row(i).iter().copied()).collect();
-    let mask = rows.iter().flat_map(|&i| data.mask_row(i).iter().copied()).collect();
-    (ids, mask)
-}
-
-/// The columns of `b` rows of `l` positions that hold a real token in at least one row: the
-/// span from the earliest first token to the latest last one, so a batch costs its longest
-/// text, not the pad stage's `max_len` (sentences padded to 512 were ~90 % padding). Dropping
-/// columns that are padding in every row changes no encoder's result: padding is masked out of
-/// pooling and attention, carries the LSTM state over unchanged, and counts as zero in the
-/// convolution (as the cut-off edge does); transformer positions count from each row's first
-/// real token. Sums whose length follows the columns (attention over keys, the LSTM's `dW_hh`)
-/// add the same terms in another grouping, so bits may differ from the untrimmed batch; the cut
-/// depends only on the rows, so the same batch gives the same bits on any thread count. At
-/// least one column is kept.
-fn real_columns<'a>(ids: &'a [u32], mask: &'a [u8], b: usize, l: usize) -> (Cow<'a, [u32]>, Cow<'a, [u8]>, usize) {
-    let (mut lo, mut hi) = (l, 0);
-    for m in mask.chunks(l.max(1)).take(b) {
-        if let (Some(f), Some(e)) = (m.iter().position(|&v| v != 0), m.iter().rposition(|&v| v != 0)) {
-            lo = lo.min(f);
-            hi = hi.max(e + 1);
-        }
-    }
-    if hi <= lo {
-        (lo, hi) = (0, 1.min(l));
-    }
-    if (lo, hi) == (0, l) {
-        return (Cow::Borrowed(ids), Cow::Borrowed(mask), l);
-    }
-    let cut = |r: usize| r * l + lo..r * l + hi;
-    let ids: Vec<u32> = (0..b).flat_map(|r| ids[cut(r)].iter().copied()).collect();
-    let mask: Vec<u8> = (0..b).flat_map(|r| mask[cut(r)].iter().copied()).collect();
-    (Cow::Owned(ids), Cow::Owned(mask), hi - lo)
-}
+mod columns;
+use columns::{by_length, gather, real_columns};
 
 #[cfg(test)]
 mod tests;

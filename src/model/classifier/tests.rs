@@ -1,4 +1,6 @@
 use super::*;
+use std::borrow::Cow;
+
 use crate::artefact::{Shape, Side};
 use crate::model::encoder_config::TransformerConfig;
 

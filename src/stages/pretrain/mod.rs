@@ -23,6 +23,7 @@ use crate::problem::Problem;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+mod check;
 mod init;
 mod output;
 
@@ -32,7 +33,7 @@ use super::pad::read_pad_meta;
 use super::tokenize::read_meta;
 use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
 use crate::model::cbow::{self, CbowSettings};
-use crate::model::encoder::{EncoderSpec, EncoderType, LmObjective};
+use crate::model::encoder::{EncoderSpec, LmObjective};
 use crate::model::lm::{self, LmSettings};
 use crate::seqfile::{read_padded, read_ragged};
 
@@ -211,102 +212,7 @@ impl Stage for Pretrain {
     }
 
     fn check(&self) -> Vec<Problem> {
-        let mut v = self.encoder.problems();
-        let lm = self.is_lm();
-        if let Some(o) = self.objective.lm().filter(|&o| !self.encoder.kind().supports(o)) {
-            let name = if o == LmObjective::Masked { "mlm" } else { "lm" };
-            let why = if o == LmObjective::NextToken {
-                " (it must not see the token it predicts)"
-            } else {
-                ""
-            };
-            v.push(Problem::new(
-                "objective".into(),
-                format!(
-                    "objective `{name}` needs an encoder of type {}, not {}{why}; cbow and skipgram pretrain any encoder's embeddings",
-                    EncoderType::supporting(o).join(" or "),
-                    self.encoder.name()
-                ),
-            ));
-        }
-        for (f, set) in [
-            ("batch_size", self.batch_size.is_some()),
-            ("max_len", self.max_len.is_some()),
-            ("candidates", self.candidates.is_some()),
-        ] {
-            if set && !lm {
-                v.push(Problem::new(
-                    f.into(),
-                    format!("`{f}` applies to the lm and mlm objectives only"),
-                ));
-            }
-        }
-        for (f, set) in [
-            ("window", self.window.is_some()),
-            ("negatives", self.negatives.is_some()),
-            ("subsample", self.subsample.is_some()),
-            ("shards", self.shards.is_some()),
-        ] {
-            if set && lm {
-                v.push(Problem::new(
-                    f.into(),
-                    format!("`{f}` applies to the cbow and skipgram objectives only (lm/mlm use `candidates`)"),
-                ));
-            }
-        }
-        if self.mask_prob.is_some() && self.objective != Objective::Mlm {
-            v.push(Problem::new(
-                "mask_prob".into(),
-                "`mask_prob` applies to the mlm objective only".into(),
-            ));
-        }
-        for (f, x, lo, hi) in [
-            ("batch_size", self.batch_size, 1, 65536),
-            ("max_len", self.max_len, 2, 8192),
-            ("candidates", self.candidates, 0, 1_000_000),
-        ] {
-            if let Some(x) = x.filter(|x| !(lo..=hi).contains(x)) {
-                v.push(Problem::new(
-                    f.into(),
-                    format!("{f} {x} is out of range: expected {lo}..={hi}"),
-                ));
-            }
-        }
-        if let Some(p) = self.mask_prob.filter(|p| !(*p > 0.0 && *p < 1.0)) {
-            v.push(Problem::new(
-                "mask_prob".into(),
-                format!("mask_prob {p} is out of range: expected (0, 1)"),
-            ));
-        }
-        if self.data.is_empty() {
-            v.push(Problem::new(
-                "data".into(),
-                "expected at least one dataset to pretrain on".into(),
-            ));
-        }
-        for (f, ok, want) in [
-            ("epochs", (1..=1000).contains(&self.epochs), "1..=1000"),
-            ("window", (1..=32).contains(&self.window()), "1..=32"),
-            ("negatives", (1..=100).contains(&self.negatives()), "1..=100"),
-            ("shards", (1..=2).contains(&self.shards()), "1..=2"),
-        ] {
-            if !ok {
-                v.push(Problem::new(f.into(), format!("{f} is out of range: expected {want}")));
-            }
-        }
-        if !(0.0..1.0).contains(&self.subsample()) {
-            v.push(Problem::new(
-                "subsample".into(),
-                "subsample must be in [0, 1): a share of the corpus, 0 = off".into(),
-            ));
-        }
-        if self.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) {
-            v.push(Problem::new("lr".into(), "lr must be a positive number".into()));
-        }
-        if !(0.0..0.5).contains(&self.held_out) {
-            v.push(Problem::new("held_out".into(), "held_out must be in [0, 0.5)".into()));
-        }
-        v
+        check::problems(self)
     }
 
     fn run(&self, ctx: &StageCtx) -> Result<Outcome> {
