@@ -28,7 +28,7 @@ pub use super::transformer::{Norm, TransformerConfig};
 #[schemars(transform = type_may_be_left_out_for_bag)]
 #[strum_discriminants(
     name(EncoderType),
-    derive(Serialize, serde::Deserialize, schemars::JsonSchema, strum::EnumIter, Hash),
+    derive(Serialize, serde::Deserialize, schemars::JsonSchema, strum::EnumIter),
     serde(rename_all = "lowercase")
 )]
 pub enum EncoderSpec {

@@ -16,11 +16,17 @@ pub(super) fn by_length(data: &Padded) -> Vec<Vec<usize>> {
     order.chunks(512).map(|c| c.to_vec()).collect()
 }
 
-/// The ids and masks of rows `rows` of `data`, concatenated.
-pub(super) fn gather(data: &Padded, rows: &[usize]) -> (Vec<u32>, Vec<u8>) {
-    let ids = rows.iter().flat_map(|&i| data.row(i).iter().copied()).collect();
-    let mask = rows.iter().flat_map(|&i| data.mask_row(i).iter().copied()).collect();
-    (ids, mask)
+/// The ids and masks of rows `rows` of `data`, concatenated and already cut to their real
+/// columns ([`real_columns`]), with the row length after the cut: one copy, not a copy of
+/// whole rows and then another of the cut.
+pub(super) fn gather(data: &Padded, rows: &[usize]) -> (Vec<u32>, Vec<u8>, usize) {
+    let (lo, hi) = span(rows.iter().map(|&i| data.mask_row(i)), data.len);
+    let ids = rows.iter().flat_map(|&i| data.row(i)[lo..hi].iter().copied()).collect();
+    let mask = rows
+        .iter()
+        .flat_map(|&i| data.mask_row(i)[lo..hi].iter().copied())
+        .collect();
+    (ids, mask, hi - lo)
 }
 
 /// The columns of `b` rows of `l` positions that hold a real token in at least one row: the
@@ -39,16 +45,7 @@ pub(super) fn real_columns<'a>(
     b: usize,
     l: usize,
 ) -> (Cow<'a, [u32]>, Cow<'a, [u8]>, usize) {
-    let (mut lo, mut hi) = (l, 0);
-    for m in mask.chunks(l.max(1)).take(b) {
-        if let (Some(f), Some(e)) = (m.iter().position(|&v| v != 0), m.iter().rposition(|&v| v != 0)) {
-            lo = lo.min(f);
-            hi = hi.max(e + 1);
-        }
-    }
-    if hi <= lo {
-        (lo, hi) = (0, 1.min(l));
-    }
+    let (lo, hi) = span(mask.chunks(l.max(1)).take(b), l);
     if (lo, hi) == (0, l) {
         return (Cow::Borrowed(ids), Cow::Borrowed(mask), l);
     }
@@ -56,4 +53,21 @@ pub(super) fn real_columns<'a>(
     let ids: Vec<u32> = (0..b).flat_map(|r| ids[cut(r)].iter().copied()).collect();
     let mask: Vec<u8> = (0..b).flat_map(|r| mask[cut(r)].iter().copied()).collect();
     (Cow::Owned(ids), Cow::Owned(mask), hi - lo)
+}
+
+/// The columns `lo..hi` from the earliest first real token of `rows` (masks of `l` positions)
+/// to the latest last one; `0..1` when no row has a real token (at least one column is kept).
+fn span<'a>(rows: impl Iterator<Item = &'a [u8]>, l: usize) -> (usize, usize) {
+    let (mut lo, mut hi) = (l, 0);
+    for m in rows {
+        if let (Some(f), Some(e)) = (m.iter().position(|&v| v != 0), m.iter().rposition(|&v| v != 0)) {
+            lo = lo.min(f);
+            hi = hi.max(e + 1);
+        }
+    }
+    if hi <= lo {
+        (0, 1.min(l))
+    } else {
+        (lo, hi)
+    }
 }

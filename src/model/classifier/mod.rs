@@ -240,8 +240,8 @@ impl Classifier {
         let w = self.cfg.feature_width();
         let mut out = vec![0.0; data.rows() * w];
         for chunk in by_length(data) {
-            let (ids, mask) = gather(data, &chunk);
-            let x = self.features(dev, &ids, &mask, chunk.len())?.as_vec();
+            let (ids, mask, l) = gather(data, &chunk);
+            let x = self.encode::<NoneTape>(dev, &ids, &mask, chunk.len(), l)?.as_vec();
             for (&i, f) in chunk.iter().zip(x.chunks(w)) {
                 out[i * w..(i + 1) * w].copy_from_slice(f);
             }
@@ -251,7 +251,6 @@ impl Classifier {
 
     /// Class probabilities for padded rows (inference).
     pub fn predict_proba(&self, dev: &Dev, data: &Padded) -> Result<Vec<Vec<f32>>> {
-        let l = data.len;
         let c = self.cfg.labels.len();
         // A logistic head whose vector weights are all 0 (`pooled: false`, the linear baseline)
         // reads nothing from the encoder: its logits before the n-grams are the bias (x·0 + b
@@ -274,11 +273,11 @@ impl Classifier {
         let mut out = vec![Vec::new(); data.rows()];
         for chunk in by_length(data) {
             let b = chunk.len();
-            let (ids, mask) = gather(data, &chunk);
+            let (ids, mask, l) = gather(data, &chunk);
             let mut logits = if bias_only {
                 bias.iter().copied().cycle().take(b * c).collect()
             } else {
-                let x = self.features(dev, &ids, &mask, b)?;
+                let x = self.encode::<NoneTape>(dev, &ids, &mask, b, l)?;
                 self.head(x)?.as_vec()
             };
             if let Some((ng, idf, w)) = &ngram_head {
@@ -329,8 +328,8 @@ impl Classifier {
                 dev.tensor_from_vec(v, (b, width)).retaped::<Tp>()
             }
             None => {
-                let (ids, mask) = gather(data, batch);
-                self.encode::<Tp>(dev, &ids, &mask, b, data.len)?
+                let (ids, mask, l) = gather(data, batch);
+                self.encode::<Tp>(dev, &ids, &mask, b, l)?
             }
         };
         let logits = self.head(x)?;
