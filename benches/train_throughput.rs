@@ -40,6 +40,7 @@ fn main() {
         hidden: 0,
         labels: vec!["0".into(), "1".into()],
         ngrams: None,
+        layers: None,
         shape: Shape {
             max_len: S,
             add_cls: false,

@@ -34,6 +34,11 @@ impl EncoderKind for Bag {
         c.dim
     }
 
+    /// No layers above the embeddings.
+    fn depth(_c: &BagConfig) -> usize {
+        0
+    }
+
     /// The embeddings of the ids, `(rows·len) × dim`.
     fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
         _c: &BagConfig,

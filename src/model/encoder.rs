@@ -205,15 +205,50 @@ impl EncoderSpec {
         x: Tokens,
         causal: bool,
     ) -> Result<States<T>> {
-        let vocab = p("encoder.embedding")?.shape().0;
-        if let Some(&bad) = x.ids.iter().find(|&&id| id as usize >= vocab) {
-            anyhow::bail!(
-                "token id {bad} is outside the embedding table ({vocab} rows): the sequences were encoded by another tokenizer than the model's"
-            );
-        }
+        check_ids(p("encoder.embedding")?.shape().0, x)?;
         let s = self.resolved();
         dispatch!(spec &s, K, c => K::states(c, dev, p, x, causal))
     }
+
+    /// Layers above the token embeddings (layer 0); `states` is the top one.
+    pub fn depth(&self) -> usize {
+        let s = self.resolved();
+        dispatch!(spec &s, K, c => K::depth(c))
+    }
+
+    /// Width of layer `layer`'s states.
+    pub fn layer_width(&self, layer: usize) -> usize {
+        let s = self.resolved();
+        dispatch!(spec &s, K, c => K::layer_width(c, layer))
+    }
+
+    /// The states of each of `layers` (0 = token embeddings … [`depth`](Self::depth) = the
+    /// top), without a tape: what frozen features from chosen layers read.
+    pub fn layer_states(
+        &self,
+        dev: &Dev,
+        p: ParamFn<NoneTape>,
+        x: Tokens,
+        layers: &[usize],
+    ) -> Result<Vec<States<NoneTape>>> {
+        check_ids(p("encoder.embedding")?.shape().0, x)?;
+        let top = self.depth();
+        if let Some(l) = layers.iter().find(|&&l| l > top) {
+            anyhow::bail!("a {} encoder has no layer {l}: its layers are 0..={top}", self.name());
+        }
+        let s = self.resolved();
+        dispatch!(spec &s, K, c => K::layer_states(c, dev, p, x, layers))
+    }
+}
+
+/// Token ids past the embedding table mean the rows came from another tokenizer.
+fn check_ids(vocab: usize, x: Tokens) -> Result<()> {
+    if let Some(&bad) = x.ids.iter().find(|&&id| id as usize >= vocab) {
+        anyhow::bail!(
+            "token id {bad} is outside the embedding table ({vocab} rows): the sequences were encoded by another tokenizer than the model's"
+        );
+    }
+    Ok(())
 }
 
 /// Reads the flat `encoder:` mapping (see `encoder_config.rs`): `type` first wherever it is

@@ -89,6 +89,44 @@ pub trait EncoderKind {
         groups
     }
 
+    /// Layers above the token embeddings: `states` is layer `depth`, the token embeddings as
+    /// this type's first step computes them are layer 0 (`bag` has depth 0: its states are
+    /// its embeddings).
+    fn depth(_c: &Self::Config) -> usize {
+        1
+    }
+
+    /// Width of layer `layer`'s states (`c` resolved).
+    fn layer_width(c: &Self::Config, layer: usize) -> usize {
+        if layer == 0 {
+            Self::dim(c)
+        } else {
+            Self::out_dim(c)
+        }
+    }
+
+    /// The states of each of `layers` (each ≤ [`depth`](Self::depth), checked by the caller),
+    /// without a tape: frozen features from a chosen layer (`feature-extract`'s `layers`).
+    /// Default: layer 0 is the embedding lookup, layer `depth` is [`states`](Self::states);
+    /// a type with layers in between (the transformer) overrides this.
+    fn layer_states(
+        c: &Self::Config,
+        dev: &Dev,
+        p: ParamFn<NoneTape>,
+        x: Tokens,
+        layers: &[usize],
+    ) -> Result<Vec<States<NoneTape>>> {
+        let top = Self::depth(c);
+        layers
+            .iter()
+            .map(|&layer| match layer {
+                l if l == top => Self::states(c, dev, p, x, false),
+                0 => Ok(super::ops::embedding(dev, p("encoder.embedding")?, x.ids)),
+                l => anyhow::bail!("{} has no layer {l} (its layers are 0..={top})", Self::NAME),
+            })
+            .collect()
+    }
+
     /// States of `x`; `p(name)` hands out a parameter (full name, `encoder.` prefix) on tape
     /// type `T`. `causal` hides later positions (next-token objectives). `c` is resolved.
     fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(

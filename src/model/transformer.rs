@@ -119,6 +119,10 @@ impl EncoderKind for Transformer {
         groups
     }
 
+    fn depth(s: &TransformerConfig) -> usize {
+        s.layers.unwrap_or(2)
+    }
+
     fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T> + Default>(
         s: &TransformerConfig,
         dev: &Dev,
@@ -126,15 +130,45 @@ impl EncoderKind for Transformer {
         x: Tokens,
         causal: bool,
     ) -> Result<States<T>> {
-        let max = s.positions.unwrap_or(512);
-        if x.len > max {
-            bail!(
-                "sequences of {} tokens are longer than the transformer's {max} positions; raise `encoder.positions` or lower the pad stage's max_len",
-                x.len
-            );
-        }
-        states(s, dev, p, x, causal)
+        check_positions(s, x)?;
+        states(s, dev, p, x, causal, &mut |_, _| {})
     }
+
+    /// One forward pass, keeping the output of each chosen layer: 0 the normed embeddings,
+    /// `i` the output of layer `i` (with pre-norm, the residual stream before the final norm,
+    /// except the top layer, which is `states`).
+    fn layer_states(
+        s: &TransformerConfig,
+        dev: &Dev,
+        p: ParamFn<NoneTape>,
+        x: Tokens,
+        layers: &[usize],
+    ) -> Result<Vec<States<NoneTape>>> {
+        check_positions(s, x)?;
+        let top = Self::depth(s);
+        if let Some(l) = layers.iter().find(|&&l| l > top) {
+            bail!("transformer has no layer {l} (its layers are 0..={top})");
+        }
+        let mut kept: Vec<Option<States<NoneTape>>> = vec![None; top + 1];
+        let last = states(s, dev, p, x, false, &mut |i, t| {
+            if i < top && layers.contains(&i) {
+                kept[i] = Some(t.clone());
+            }
+        })?;
+        kept[top] = Some(last);
+        Ok(layers.iter().filter_map(|&l| kept[l].clone()).collect())
+    }
+}
+
+fn check_positions(s: &TransformerConfig, x: Tokens) -> Result<()> {
+    let max = s.positions.unwrap_or(512);
+    if x.len > max {
+        bail!(
+            "sequences of {} tokens are longer than the transformer's {max} positions; raise `encoder.positions` or lower the pad stage's max_len",
+            x.len
+        );
+    }
+    Ok(())
 }
 
 fn ones(dev: &Dev, n: usize) -> T2 {
@@ -195,13 +229,15 @@ fn norm<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
     ))
 }
 
-/// Last-layer states `(b·l) × dim`.
+/// Last-layer states `(b·l) × dim`; `keep(i, x)` sees the states after the embeddings (`i` 0)
+/// and after each layer `i` below the top.
 fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
     s: &TransformerConfig,
     dev: &Dev,
     p: ParamFn<T>,
     x: Tokens,
     causal: bool,
+    keep: &mut dyn FnMut(usize, &States<T>),
 ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
     let Tokens {
         ids,
@@ -228,6 +264,7 @@ fn states<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
     );
     let mut x = norm(dev, p, x, "encoder.emb_ln")?;
     for i in 0..s.layers.unwrap_or(2) {
+        keep(i, &x);
         let n = |x: &str| format!("encoder.layer{i}.{x}");
         let attn = |x: Tensor<(usize, usize), f32, Dev, T>| -> Result<_> {
             let x = if pre { norm(dev, p, x, &n("ln1"))? } else { x };

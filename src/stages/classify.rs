@@ -212,6 +212,7 @@ pub fn config_from(
         hidden,
         labels: meta.tok.labels.clone(),
         ngrams: None,
+        layers: None,
         shape: crate::stages::pad::Shape {
             max_len: meta.max_len,
             add_cls: meta.add_cls,

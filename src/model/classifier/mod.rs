@@ -33,6 +33,11 @@ pub struct ModelConfig {
     /// (buckets × labels).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ngrams: Option<NgramSpec>,
+    /// Frozen features from these layers of the encoder (0 = token embeddings, up to its
+    /// depth), each pooled and placed side by side in this order; absent = the top layer
+    /// (`feature-extract`'s `layers`; a model with layers never trains its encoder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<usize>>,
     /// How new text must be cut and padded for this model.
     pub shape: crate::artefact::Shape,
 }
@@ -40,7 +45,43 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Width of the pooled encoder output (the head's input).
     pub fn feature_width(&self) -> usize {
-        self.pooling.width(self.encoder.out_dim())
+        self.feature_blocks().iter().map(|(_, w)| w).sum()
+    }
+
+    /// The pooled features' blocks in column order, each named and sized: a pooled part
+    /// (`mean`, `max`, …), or with `layers` a part of a layer (`mean@0`). A logistic head
+    /// gives each block its own C — with `layers`, the weight of each layer in the mix.
+    pub fn feature_blocks(&self) -> Vec<(String, usize)> {
+        let parts = self.pooling.parts();
+        match &self.layers {
+            None => parts.iter().map(|p| (p.to_string(), self.encoder.out_dim())).collect(),
+            Some(layers) => layers
+                .iter()
+                .flat_map(|&l| {
+                    let w = self.encoder.layer_width(l);
+                    parts.iter().map(move |p| (format!("{p}@{l}"), w))
+                })
+                .collect(),
+        }
+    }
+
+    /// What is wrong with `layers` for this encoder, if anything.
+    pub fn layers_problem(&self) -> Option<String> {
+        let layers = self.layers.as_ref()?;
+        let top = self.encoder.depth();
+        if layers.is_empty() {
+            return Some("`layers` is empty; name at least one layer".into());
+        }
+        if let Some(l) = layers.iter().find(|&&l| l > top) {
+            return Some(format!(
+                "layer {l} is not a layer of this {} encoder: its layers are 0 (token embeddings) to {top}",
+                self.encoder.name()
+            ));
+        }
+        let mut seen = layers.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        (seen.len() < layers.len()).then(|| "`layers` names a layer twice".into())
     }
 }
 
@@ -132,6 +173,9 @@ impl Classifier {
         if let Some(problem) = cfg.encoder.problems().into_iter().next() {
             bail!("the model config's encoder is invalid: {problem}");
         }
+        if let Some(problem) = cfg.layers_problem() {
+            bail!("the model config's layers are invalid: {problem}");
+        }
         if cfg.hidden > 65536 {
             bail!("the model config's hidden width {} is out of range", cfg.hidden);
         }
@@ -190,7 +234,39 @@ impl Classifier {
 
     /// Pooled encoder features, without gradients.
     pub fn features(&self, dev: &Dev, ids: &[u32], mask: &[u8], b: usize) -> Result<T2> {
-        self.encode::<NoneTape>(dev, ids, mask, b, self.cfg.shape.max_len)
+        self.frozen(dev, ids, mask, b, self.cfg.shape.max_len)
+    }
+
+    /// The pooled features without a tape: from the chosen `layers` side by side, or as
+    /// [`encode`](Self::encode) gives them.
+    fn frozen(&self, dev: &Dev, ids: &[u32], mask: &[u8], b: usize, l: usize) -> Result<T2> {
+        let Some(layers) = &self.cfg.layers else {
+            return self.encode::<NoneTape>(dev, ids, mask, b, l);
+        };
+        let p = |n: &str| self.param::<NoneTape>(n);
+        let (ids, mask, l) = real_columns(ids, mask, b, l);
+        let tokens = Tokens {
+            ids: &ids,
+            mask: &mask,
+            rows: b,
+            len: l,
+        };
+        let pooled: Vec<Vec<f32>> = self
+            .cfg
+            .encoder
+            .layer_states(dev, &p, tokens, layers)?
+            .into_iter()
+            .map(|x| pool(dev, x, &mask, b, l, self.cfg.pooling).as_vec())
+            .collect();
+        let w = self.cfg.feature_width();
+        let mut out = Vec::with_capacity(b * w);
+        for r in 0..b {
+            for block in &pooled {
+                let bw = block.len() / b;
+                out.extend_from_slice(&block[r * bw..(r + 1) * bw]);
+            }
+        }
+        Ok(dev.tensor_from_vec(out, (b, w)))
     }
 
     /// The pooled encoder output for `b` rows; parameters record gradients when `T` is a real tape.
@@ -202,6 +278,9 @@ impl Classifier {
         b: usize,
         l: usize,
     ) -> Result<Tensor<(usize, usize), f32, Dev, T>> {
+        if self.cfg.layers.is_some() {
+            bail!("a classifier on chosen `layers` reads frozen features; its encoder cannot be trained");
+        }
         let p = |n: &str| self.param::<T>(n);
         let (ids, mask, l) = real_columns(ids, mask, b, l);
         let tokens = Tokens {
@@ -241,7 +320,7 @@ impl Classifier {
         let mut out = vec![0.0; data.rows() * w];
         for chunk in by_length(data) {
             let (ids, mask, l) = gather(data, &chunk);
-            let x = self.encode::<NoneTape>(dev, &ids, &mask, chunk.len(), l)?.as_vec();
+            let x = self.frozen(dev, &ids, &mask, chunk.len(), l)?.as_vec();
             for (&i, f) in chunk.iter().zip(x.chunks(w)) {
                 out[i * w..(i + 1) * w].copy_from_slice(f);
             }
@@ -277,7 +356,7 @@ impl Classifier {
             let mut logits = if bias_only {
                 bias.iter().copied().cycle().take(b * c).collect()
             } else {
-                let x = self.encode::<NoneTape>(dev, &ids, &mask, b, l)?;
+                let x = self.frozen(dev, &ids, &mask, b, l)?;
                 self.head(x)?.as_vec()
             };
             if let Some((ng, idf, w)) = &ngram_head {

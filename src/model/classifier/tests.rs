@@ -16,6 +16,7 @@ fn tiny(pooling: Pooling, hidden: usize, kind: EncoderType) -> (Dev, Classifier,
         hidden,
         labels: vec!["a".into(), "b".into(), "c".into()],
         ngrams: None,
+        layers: None,
         shape: Shape {
             max_len: 3,
             add_cls: false,
@@ -161,4 +162,96 @@ fn real_columns_keep_the_span_of_real_tokens_and_at_least_one_column() {
     // Already full: borrowed, not copied.
     let (ids, _, _) = real_columns(&[1, 2], &[1, 1], 1, 2);
     assert!(matches!(ids, Cow::Borrowed(_)));
+}
+
+/// `layers`: layer `k` of a transformer is the top of the same weights cut to `k` layers (0:
+/// the normed embeddings), the top layer is `states`; for the other encoders layer 0 is the
+/// embedding lookup. A classifier on layers puts each layer's pooled block side by side in the
+/// order named, so its features are the single-layer features concatenated.
+#[test]
+fn chosen_layers_are_the_encoders_intermediate_states() {
+    for kind in [
+        EncoderType::Bag,
+        EncoderType::Lstm,
+        EncoderType::Cnn,
+        EncoderType::Transformer,
+    ] {
+        let (dev, model, data) = tiny(Pooling::Mean, 0, kind);
+        let enc = &model.cfg.encoder;
+        let top = enc.depth();
+        let p = |n: &str| Ok(model.params.get(n)?.clone());
+        let x = Tokens {
+            ids: &data.ids,
+            mask: &data.mask,
+            rows: 3,
+            len: 3,
+        };
+        let all: Vec<usize> = (0..=top).collect();
+        let got: Vec<Vec<f32>> = enc
+            .layer_states(&dev, &p, x, &all)
+            .unwrap()
+            .iter()
+            .map(|t| t.as_vec())
+            .collect();
+        assert_eq!(got.len(), top + 1);
+        assert_eq!(
+            got[top],
+            enc.states(&dev, &p, x, false).unwrap().as_vec(),
+            "{kind:?} top"
+        );
+        for (k, layer) in got.iter().enumerate().take(top) {
+            let want = match enc {
+                EncoderSpec::Transformer(t) => {
+                    let cut = EncoderSpec::Transformer(TransformerConfig {
+                        layers: Some(k),
+                        ..t.clone()
+                    });
+                    cut.states(&dev, &p, x, false).unwrap().as_vec()
+                }
+                _ => crate::model::ops::embedding(&dev, model.params.get("encoder.embedding").unwrap().clone(), x.ids)
+                    .as_vec(),
+            };
+            assert_eq!(layer, &want, "{kind:?} layer {k}");
+        }
+        assert!(enc.layer_states(&dev, &p, x, &[top + 1]).is_err(), "{kind:?}");
+        if top == 0 {
+            continue; // bag: its one layer is its states
+        }
+        // Features on layers [top, 0] = top's features, then layer 0's.
+        let mut cfg = model.cfg.clone();
+        cfg.layers = Some(vec![top, 0]);
+        assert_eq!(cfg.layers_problem(), None);
+        let layered = Classifier::from_parts(&dev, cfg.clone(), with_head(&dev, &model, &cfg)).unwrap();
+        let f = layered.features(&dev, &data.ids, &data.mask, 3).unwrap().as_vec();
+        let single = |l: usize| {
+            let mut c = model.cfg.clone();
+            c.layers = Some(vec![l]);
+            let m = Classifier::from_parts(&dev, c.clone(), with_head(&dev, &model, &c)).unwrap();
+            m.features(&dev, &data.ids, &data.mask, 3).unwrap().as_vec()
+        };
+        let (a, b) = (single(top), single(0));
+        let (wa, wb) = (a.len() / 3, b.len() / 3);
+        for r in 0..3 {
+            let row = [&a[r * wa..(r + 1) * wa], &b[r * wb..(r + 1) * wb]].concat();
+            assert_eq!(&f[r * (wa + wb)..(r + 1) * (wa + wb)], &row[..], "{kind:?} row {r}");
+        }
+        assert_eq!(
+            cfg.feature_blocks().iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            [format!("mean@{top}"), "mean@0".to_string()]
+        );
+        // Bad lists are refused by name.
+        for bad in [vec![], vec![0, 0], vec![top + 1]] {
+            let mut c = model.cfg.clone();
+            c.layers = Some(bad.clone());
+            assert!(c.layers_problem().is_some(), "{kind:?} {bad:?}");
+        }
+    }
+}
+
+/// `model`'s weights with a head as wide as `cfg`'s features (zeros): what `from_parts` checks.
+fn with_head(dev: &Dev, model: &Classifier, cfg: &ModelConfig) -> Params {
+    let mut p = model.params.clone();
+    p.tensors
+        .insert("head.w".into(), zeros(dev, cfg.feature_width(), cfg.labels.len()));
+    p
 }

@@ -82,9 +82,16 @@ pub(super) fn fit(
         let (l, u) = (weigh(&counts), weigh(&u_counts));
         (spec, idf, l, u)
     });
-    // The pooled vector's parts (e.g. max and mean) are blocks with a C each.
-    let names: &[&str] = if dw == 0 { &[] } else { model.cfg.pooling.parts() };
-    let parts: Vec<usize> = names.iter().map(|_| width / names.len()).collect();
+    // The pooled vector's parts (e.g. max and mean), and with `layers` each layer's, are
+    // blocks with a C each.
+    let blocks = if dw == 0 {
+        Vec::new()
+    } else {
+        model.cfg.feature_blocks()
+    };
+    let names: Vec<&str> = blocks.iter().map(|(n, _)| n.as_str()).collect();
+    let names = &names[..];
+    let parts: Vec<usize> = blocks.iter().map(|(_, w)| *w).collect();
     let l_rows = logreg::Rows {
         dense: if dw == 0 { &[] } else { feats },
         d: dw,

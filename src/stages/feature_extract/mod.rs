@@ -69,6 +69,13 @@ pub struct FeatureExtract {
     /// transformer, last for lstm, max for cnn].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pooling: Option<Pooling>,
+    /// Features from these layers of a pretrained encoder (0 = its token embeddings, 1 = the
+    /// first layer above them, … up to its depth: `layers` of a transformer, 1 for lstm and
+    /// cnn, 0 for bag), each pooled, side by side [the top layer alone]. With the logistic head
+    /// each layer's block gets its own C, chosen like the others (so the selection weighs
+    /// the layers, or switches one off): a learned mix of layers, as ELMo's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<usize>>,
     #[serde(default)]
     pub head: Head,
     /// The MLP head's hidden width [64]; only with `head: mlp` (rejected and left out of the
@@ -223,6 +230,17 @@ impl Stage for FeatureExtract {
                 }
             }
         }
+        if let Some(layers) = &self.layers {
+            let mut seen = layers.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            if layers.is_empty() || seen.len() < layers.len() {
+                v.push(Problem::new(
+                    "layers".into(),
+                    "`layers` must name one or more distinct layers (0 = token embeddings)".into(),
+                ));
+            }
+        }
         if self.head == Head::Mlp && !self.unlabelled.is_empty() {
             v.push(Problem::new(
                 "unlabelled".into(),
@@ -315,7 +333,11 @@ impl Stage for FeatureExtract {
         } else {
             0
         };
-        let cfg = config_from(&meta, pre.encoder, self.pooling, hidden);
+        let mut cfg = config_from(&meta, pre.encoder, self.pooling, hidden);
+        cfg.layers = self.layers.clone();
+        if let Some(problem) = cfg.layers_problem() {
+            anyhow::bail!("layers: {problem} (pretrain stage `{}`)", self.encoder);
+        }
         let mut model = Classifier::new(&dev, cfg, Some(params), ctx.seed)?;
         let feats = model.features_of(&dev, &train)?;
         let width = model.cfg.feature_width();
