@@ -13,7 +13,10 @@ simd_kernel! {
         let hd = c.len();
         let (ifg, o) = g.split_at_mut(3 * hd);
         let (if_, gg) = ifg.split_at_mut(2 * hd);
-        if_.iter_mut().chain(o.iter_mut()).for_each(|v| *v = sigmoid(*v));
+        // Two loops, not one over a `chain`: a chained iterator does not vectorise (it was 7 %
+        // of the seed LSTM's training step).
+        if_.iter_mut().for_each(|v| *v = sigmoid(*v));
+        o.iter_mut().for_each(|v| *v = sigmoid(*v));
         gg.iter_mut().for_each(|v| *v = tanh(*v));
         let (i, f) = if_.split_at(hd);
         match c_prev {
