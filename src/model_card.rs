@@ -48,6 +48,14 @@ pub fn render(
     let _ = writeln!(s, "| encoder | `{}` |", serde_json::to_string(encoder)?);
     let _ = writeln!(s, "| vocabulary | {} tokens (`tokenizer.json`) |", cfg["vocab_size"]);
     let _ = writeln!(s, "| pooling | {} |", cfg["pooling"].as_str().unwrap_or("?"));
+    if let Some(layers) = cfg["layers"].as_array() {
+        let named: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "| layers | {} (0 = token embeddings; each pooled, side by side) |",
+            named.join(", ")
+        );
+    }
     let head = match cfg["hidden"].as_u64() {
         Some(0) | None => "logistic regression".to_string(),
         Some(h) => format!("MLP, {h} hidden units (ReLU)"),

@@ -855,6 +855,26 @@ fn features_from_chosen_layers_of_a_pretrained_transformer() {
     let (code, out, err) = ws(&w, &args);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("a text to classify"), "{out}");
+    // An exported folder keeps the layers: its card names them and predict --model reads them.
+    let folder = tmp.path().join("exported");
+    let mut args = vec![
+        "export",
+        spec.to_str().unwrap(),
+        "frozen",
+        "--out",
+        folder.to_str().unwrap(),
+    ];
+    args.extend(sets.iter().map(String::as_str));
+    let (code, _, err) = ws(&w, &args);
+    assert_eq!(code, 0, "{err}");
+    let card = std::fs::read_to_string(folder.join("README.md")).unwrap();
+    assert!(card.contains("| layers | 0, 1, 2 "), "{card}");
+    let (code, out, err) = ws(
+        &w,
+        &["predict", "--model", folder.to_str().unwrap(), "a text to classify"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("a text to classify"), "{out}");
     // A layer the encoder does not have: the stage fails and says which layers there are.
     let mut pairs = base.to_vec();
     pairs.push(("frozen.layers", "[3]"));
