@@ -12,6 +12,8 @@ grid, then a coordinate pass with "off"), on:
   st    + class-balanced self-training, 2 rounds (20 %, then 50 % of the unlabelled rows, quotas
         by the labelled class shares, the surest rows), each round kept only if the dev
         log-loss does not rise — the template's `rounds: 2`;
+  st_acc, st_cal, st_all  the same rounds judged by dev accuracy (kept unless it falls), by
+        dev log-loss at the best single temperature (calibration factored out), or all kept;
   lsp   + the same quotas of rows pseudo-labelled by label spreading (Zhou et al. 2004) over a
         kNN graph (K neighbours, cosine on the mean vectors) of labelled + unlabelled rows, the
         surest first, kept only if the dev log-loss does not rise;
@@ -88,21 +90,39 @@ def main():
             out = {}
             out["base"] = (base.predict(design(te, sc)) == yte).mean()
 
-            def refit(extra, ylab, sc, best):
-                """Labelled + pseudo-labelled rows with the base C's; kept if dev log-loss holds."""
+            def dev_score(m, guard):
+                """What a round is judged by, lower is better: dev log-loss (the template's),
+                dev error (`acc`: blind to the overconfidence pseudo-labels breed), or nothing."""
+                if guard == "loss":
+                    return dev_loss(m, dv, sc, ydv)
+                if guard == "acc":
+                    return -(m.predict(design(dv, sc)) == ydv).mean()
+                if guard == "cal":
+                    # dev log-loss at the best single temperature: ranking, not calibration
+                    from scipy.optimize import minimize_scalar
+                    from scipy.special import log_softmax
+                    z = m.decision_function(design(dv, sc))
+                    z = np.stack([-z / 2, z / 2], 1) if z.ndim == 1 else z
+                    yi = np.searchsorted(m.classes_, ydv)
+                    nll = lambda lt: -log_softmax(z * np.exp(lt), axis=1)[np.arange(len(yi)), yi].mean()
+                    return minimize_scalar(nll, bounds=(-4, 4), method="bounded").fun
+                return 0.0
+
+            def refit(extra, ylab, sc, best, guard):
+                """Labelled + pseudo-labelled rows with the base C's; kept if the guard holds."""
                 xb = [sp.vstack([a, b]).tocsr() for a, b in zip(tr, blocks_of("train", unl[extra]))]
                 m = fit(xb, sc, np.concatenate([ytr, ylab]))
-                l = dev_loss(m, dv, sc, ydv)
+                l = dev_score(m, guard)
                 return (m, l) if l <= best else (None, l)
 
-            def self_train(labels_of):
-                """Two rounds (20 %, then 50 % of the unlabelled rows), each kept only if the dev
-                log-loss holds; `labels_of(model)` gives every unlabelled row's label and confidence."""
-                model, best = base, base_loss
+            def self_train(labels_of, guard="loss"):
+                """Two rounds (20 %, then 50 % of the unlabelled rows), each kept only if the
+                guard holds; `labels_of(model)` gives every unlabelled row's label and confidence."""
+                model, best = base, dev_score(base, guard)
                 for portion in (0.2, 0.5):
                     lab, conf = labels_of(model)
                     extra = pick(conf, lab, quotas(prior, len(unl), portion))
-                    m, l = refit(extra, lab[extra], sc, best)
+                    m, l = refit(extra, lab[extra], sc, best, guard)
                     if m is None:
                         break
                     model, best = m, l
@@ -114,6 +134,12 @@ def main():
 
             if "st" in ARMS:
                 out["st"] = self_train(own_labels)
+            if "st_acc" in ARMS:
+                out["st_acc"] = self_train(own_labels, "acc")
+            if "st_cal" in ARMS:
+                out["st_cal"] = self_train(own_labels, "cal")
+            if "st_all" in ARMS:
+                out["st_all"] = self_train(own_labels, "none")
             if "lsp" in ARMS or "lsp1" in ARMS:
                 allx = np.vstack([unit["train"][sub], unit["train"][unl]])
                 cl = np.array(classes)
