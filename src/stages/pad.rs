@@ -22,7 +22,8 @@ use crate::seqfile::{read_ragged, write_padded, Padded};
 pub const KIND: Kind = Kind {
     name: "pad",
     produces: super::Product::Padded,
-    version: 2,
+    // 3: rows stored as spans of real tokens (seqfile.rs): disk follows the text, not max_len.
+    version: 3,
     summary: "truncate/pad encoded datasets to a fixed length with an attention mask",
     parse: super::parse_as::<Pad>,
     schema: super::schema_of::<Pad>,

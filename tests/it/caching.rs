@@ -868,13 +868,13 @@ fn the_quickstart_keys_are_pinned() {
     let want = [
         ("tok", "a3ed30af1e1dc925"),
         ("embed", "bc90321ff7c5a9c1"),
-        ("seqs", "8b77b6f0cee6f3e1"),
-        ("frozen", "15355a2f27bcdc20"),
-        ("test_frozen", "5591409acc69ef22"),
-        ("tuned", "826279d5228ce944"),
-        ("test_tuned", "a8a6ea855e7276b0"),
-        ("scratch", "5d374f65cbd334f5"),
-        ("test_scratch", "f796bf96646d6f34"),
+        ("seqs", "c2eecab7535b0552"),
+        ("frozen", "ed60987a19e2b250"),
+        ("test_frozen", "f076b0f83c9137d3"),
+        ("tuned", "d3e11e8d8cabcb69"),
+        ("test_tuned", "17e97b6948317906"),
+        ("scratch", "48f923c74520394b"),
+        ("test_scratch", "fcfc5bbfff9eea4c"),
     ];
     let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(
