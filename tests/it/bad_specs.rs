@@ -930,6 +930,11 @@ fn parameters_without_effect_are_rejected() {
     );
     let fx_c = fx.replace("hidden: 32", "head: mlp, c: 2.0");
     bad_spec(&p, &fx_c, "stages.fx.c", Some("c: 2.0"), &["SGD"]);
+    // `layers` names one or more distinct layers.
+    for bad in ["layers: []", "layers: [0, 0]"] {
+        let fx_layers = fx.replace("hidden: 32", bad);
+        bad_spec(&p, &fx_layers, "stages.fx.layers", Some(bad), &["distinct layers"]);
+    }
     let lm = format!(
         "{SPEC}  emb: {{ kind: pretrain, from: seqs, data: [corpus], objective: lm, encoder: {{ type: lstm, dim: 8 }}, window: 3 }}\n"
     );
