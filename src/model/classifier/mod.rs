@@ -244,20 +244,15 @@ impl Classifier {
             return self.encode::<NoneTape>(dev, ids, mask, b, l);
         };
         let p = |n: &str| self.param::<NoneTape>(n);
-        let (ids, mask, l) = real_columns(ids, mask, b, l);
-        let tokens = Tokens {
-            ids: &ids,
-            mask: &mask,
-            rows: b,
-            len: l,
-        };
-        let pooled: Vec<Vec<f32>> = self
-            .cfg
-            .encoder
-            .layer_states(dev, &p, tokens, layers)?
-            .into_iter()
-            .map(|x| pool(dev, x, &mask, b, l, self.cfg.pooling).as_vec())
-            .collect();
+        let pooled: Vec<Vec<f32>> = cut(ids, mask, b, l, |tokens| -> Result<_> {
+            Ok(self
+                .cfg
+                .encoder
+                .layer_states(dev, &p, tokens, layers)?
+                .into_iter()
+                .map(|x| pool(dev, x, tokens.mask, b, tokens.len, self.cfg.pooling).as_vec())
+                .collect())
+        })?;
         let w = self.cfg.feature_width();
         let mut out = Vec::with_capacity(b * w);
         for r in 0..b {
@@ -282,15 +277,10 @@ impl Classifier {
             bail!("a classifier on chosen `layers` reads frozen features; its encoder cannot be trained");
         }
         let p = |n: &str| self.param::<T>(n);
-        let (ids, mask, l) = real_columns(ids, mask, b, l);
-        let tokens = Tokens {
-            ids: &ids,
-            mask: &mask,
-            rows: b,
-            len: l,
-        };
-        let x = self.cfg.encoder.states(dev, &p, tokens, false)?;
-        Ok(pool(dev, x, &mask, b, l, self.cfg.pooling))
+        cut(ids, mask, b, l, |tokens| {
+            let x = self.cfg.encoder.states(dev, &p, tokens, false)?;
+            Ok(pool(dev, x, tokens.mask, b, tokens.len, self.cfg.pooling))
+        })
     }
 
     /// Logits from pooled features, on a tape (for training the head).
@@ -438,6 +428,17 @@ pub fn unit_rows(dev: &Dev, e: &T2) -> T2 {
         w.iter_mut().for_each(|x| *x /= mean);
     }
     dev.tensor_from_vec(w, (v, d))
+}
+
+/// `f` on the `b` rows of `l` ids cut to their real columns ([`real_columns`]).
+fn cut<R>(ids: &[u32], mask: &[u8], b: usize, l: usize, f: impl FnOnce(Tokens) -> R) -> R {
+    let (ids, mask, len) = real_columns(ids, mask, b, l);
+    f(Tokens {
+        ids: &ids,
+        mask: &mask,
+        rows: b,
+        len,
+    })
 }
 
 mod columns;
