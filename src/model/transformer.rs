@@ -146,9 +146,6 @@ impl EncoderKind for Transformer {
     ) -> Result<Vec<States<NoneTape>>> {
         check_positions(s, x)?;
         let top = Self::depth(s);
-        if let Some(l) = layers.iter().find(|&&l| l > top) {
-            bail!("transformer has no layer {l} (its layers are 0..={top})");
-        }
         let mut kept: Vec<Option<States<NoneTape>>> = vec![None; top + 1];
         let last = states(s, dev, p, x, false, &mut |i, t| {
             if i < top && layers.contains(&i) {
@@ -156,7 +153,15 @@ impl EncoderKind for Transformer {
             }
         })?;
         kept[top] = Some(last);
-        Ok(layers.iter().filter_map(|&l| kept[l].clone()).collect())
+        layers
+            .iter()
+            .map(|&l| {
+                kept.get(l)
+                    .cloned()
+                    .flatten()
+                    .ok_or_else(|| anyhow::anyhow!("transformer has no layer {l} (its layers are 0..={top})"))
+            })
+            .collect()
     }
 }
 

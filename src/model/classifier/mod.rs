@@ -68,21 +68,27 @@ impl ModelConfig {
     /// What is wrong with `layers` for this encoder, if anything.
     pub fn layers_problem(&self) -> Option<String> {
         let layers = self.layers.as_ref()?;
-        let top = self.encoder.depth();
-        if layers.is_empty() {
-            return Some("`layers` is empty; name at least one layer".into());
+        if let Some(problem) = layer_list_problem(layers) {
+            return Some(problem.into());
         }
-        if let Some(l) = layers.iter().find(|&&l| l > top) {
-            return Some(format!(
+        let top = self.encoder.depth();
+        layers.iter().find(|&&l| l > top).map(|l| {
+            format!(
                 "layer {l} is not a layer of this {} encoder: its layers are 0 (token embeddings) to {top}",
                 self.encoder.name()
-            ));
-        }
-        let mut seen = layers.clone();
-        seen.sort_unstable();
-        seen.dedup();
-        (seen.len() < layers.len()).then(|| "`layers` names a layer twice".into())
+            )
+        })
     }
+}
+
+/// What is wrong with a `layers` list whatever the encoder: it must name one or more layers,
+/// each once (the spec check and the model-config check share this).
+pub fn layer_list_problem(layers: &[usize]) -> Option<&'static str> {
+    let mut seen = layers.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    (layers.is_empty() || seen.len() < layers.len())
+        .then_some("`layers` must name one or more distinct layers (0 = token embeddings)")
 }
 
 pub struct Classifier {

@@ -14,7 +14,7 @@ mod logistic;
 use super::classify::{self, config_from, save_model};
 use super::finetune::check_training;
 use super::{params_of, HeldRef, InputRef, Kind, Outcome, Stage, StageCtx, Want};
-use crate::model::classifier::Classifier;
+use crate::model::classifier::{layer_list_problem, Classifier};
 use crate::model::pool::Pooling;
 use crate::model::train::TrainSettings;
 use crate::model::Dev;
@@ -230,16 +230,8 @@ impl Stage for FeatureExtract {
                 }
             }
         }
-        if let Some(layers) = &self.layers {
-            let mut seen = layers.clone();
-            seen.sort_unstable();
-            seen.dedup();
-            if layers.is_empty() || seen.len() < layers.len() {
-                v.push(Problem::new(
-                    "layers".into(),
-                    "`layers` must name one or more distinct layers (0 = token embeddings)".into(),
-                ));
-            }
+        if let Some(problem) = self.layers.as_deref().and_then(layer_list_problem) {
+            v.push(Problem::new("layers".into(), problem.into()));
         }
         if self.head == Head::Mlp && !self.unlabelled.is_empty() {
             v.push(Problem::new(
