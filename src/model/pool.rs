@@ -3,7 +3,7 @@
 
 use dfdx::prelude::*;
 
-use super::Dev;
+use super::{ops, Dev};
 
 /// How token states become one vector per row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
@@ -56,24 +56,24 @@ pub fn pool<T: Tape<f32, Dev> + Merge<NoneTape> + Merge<T>>(
 ) -> Tensor<(usize, usize), f32, Dev, T> {
     let d = x.shape().1;
     match pooling {
-        Pooling::Mean => mean_pool(dev, x, mask, b, l, d),
-        Pooling::Max => max_pool(dev, x, mask, b, l, d),
+        Pooling::Mean => ops::mean_pool(dev, x, mask, b, l),
+        Pooling::Max => ops::max_pool(dev, x, mask, b, l),
         Pooling::First | Pooling::Last => pick(dev, x, mask, b, l, pooling == Pooling::First),
         Pooling::Concat => {
             let (x0, tape) = x.split_tape();
             let last = pick(dev, x0.clone().put_tape(tape), mask, b, l, false);
             let (last, tape) = last.split_tape();
-            let max = max_pool(dev, x0.clone().put_tape(tape), mask, b, l, d);
+            let max = ops::max_pool(dev, x0.clone().put_tape(tape), mask, b, l);
             let (max, tape) = max.split_tape();
-            let mean = mean_pool(dev, x0.put_tape(tape), mask, b, l, d);
+            let mean = ops::mean_pool(dev, x0.put_tape(tape), mask, b, l);
             let (mean, tape) = mean.split_tape();
             concat3(dev, [last, max, mean], tape, d)
         }
         Pooling::Meanmax => {
             let (x0, tape) = x.split_tape();
-            let max = max_pool(dev, x0.clone().put_tape(tape), mask, b, l, d);
+            let max = ops::max_pool(dev, x0.clone().put_tape(tape), mask, b, l);
             let (max, tape) = max.split_tape();
-            let mean = mean_pool(dev, x0.put_tape(tape), mask, b, l, d);
+            let mean = ops::mean_pool(dev, x0.put_tape(tape), mask, b, l);
             let (mean, tape) = mean.split_tape();
             let a = max.put_tape(tape).matmul(selector(dev, 0, 2, d));
             a + mean.retaped::<T>().matmul(selector(dev, 1, 2, d))
@@ -128,53 +128,4 @@ fn pick<T: Tape<f32, Dev> + Merge<NoneTape>>(
         .collect();
     let idx: Tensor<(usize,), usize, Dev> = dev.tensor_from_vec(idx, (b,));
     x.gather(idx)
-}
-
-fn mean_pool<T: Tape<f32, Dev> + Merge<NoneTape>>(
-    dev: &Dev,
-    x: Tensor<(usize, usize), f32, Dev, T>,
-    mask: &[u8],
-    b: usize,
-    l: usize,
-    d: usize,
-) -> Tensor<(usize, usize), f32, Dev, T> {
-    let mut w = vec![0.0f32; b * l];
-    for r in 0..b {
-        let m = &mask[r * l..(r + 1) * l];
-        let n = m.iter().filter(|&&v| v != 0).count().max(1) as f32;
-        for (j, &v) in m.iter().enumerate() {
-            if v != 0 {
-                w[r * l + j] = 1.0 / n;
-            }
-        }
-    }
-    let wt: Tensor<(usize, usize, usize), f32, Dev> =
-        dev.tensor_from_vec(w, (b, l)).broadcast_like::<_, Axis<2>>(&(b, l, d));
-    (x.reshape_like(&(b, l, d)) * wt).sum::<(usize, usize), Axis<1>>()
-}
-
-fn max_pool<T: Tape<f32, Dev> + Merge<NoneTape>>(
-    dev: &Dev,
-    x: Tensor<(usize, usize), f32, Dev, T>,
-    mask: &[u8],
-    b: usize,
-    l: usize,
-    d: usize,
-) -> Tensor<(usize, usize), f32, Dev, T> {
-    // Padding positions get -1e4 so they never win; an all-padding row then pools to -1e4,
-    // which we avoid by letting its first position count.
-    let mut add = vec![0.0f32; b * l];
-    for r in 0..b {
-        let m = &mask[r * l..(r + 1) * l];
-        let any = m.iter().any(|&v| v != 0);
-        for (j, &v) in m.iter().enumerate() {
-            if v == 0 && (any || j > 0) {
-                add[r * l + j] = -1e4;
-            }
-        }
-    }
-    let at: Tensor<(usize, usize, usize), f32, Dev> = dev
-        .tensor_from_vec(add, (b, l))
-        .broadcast_like::<_, Axis<2>>(&(b, l, d));
-    (x.reshape_like(&(b, l, d)) + at).max::<(usize, usize), Axis<1>>()
 }

@@ -321,11 +321,13 @@ mod attention;
 mod conv;
 mod dense;
 mod lstm;
+mod pool;
 
 pub use attention::attention;
 pub use conv::conv1d_relu;
 pub use dense::{add, embedding, gelu, layer_norm, linear, softmax_xent};
 pub use lstm::lstm;
+pub use pool::{max_pool, mean_pool};
 
 #[cfg(test)]
 mod tests;

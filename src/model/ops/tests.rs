@@ -269,3 +269,96 @@ fn chunks_hold_at_least_two_rows() {
         }
     }
 }
+
+#[test]
+fn pooling_gradients() {
+    check("mean_pool", &[(8, 3)], &|dev, mut v| {
+        mean_pool(dev, v.pop().unwrap(), &MASK, 2, 4)
+    });
+    check("max_pool", &[(8, 3)], &|dev, mut v| {
+        max_pool(dev, v.pop().unwrap(), &MASK, 2, 4)
+    });
+}
+
+/// The dfdx formulation the fused pooling ops replaced (kept as their reference): a broadcast
+/// multiply by `1/n` (or add of −1e4 at padding) and a reduction over time.
+fn dfdx_pool(
+    dev: &Dev,
+    x: Tensor<(usize, usize), f32, Dev, Tp>,
+    mask: &[u8],
+    b: usize,
+    l: usize,
+    mean: bool,
+) -> Tensor<(usize, usize), f32, Dev, Tp> {
+    let d = x.shape().1;
+    let mut w = vec![0.0f32; b * l];
+    for r in 0..b {
+        let m = &mask[r * l..(r + 1) * l];
+        let n = m.iter().filter(|&&v| v != 0).count().max(1) as f32;
+        let any = m.iter().any(|&v| v != 0);
+        for (j, &v) in m.iter().enumerate() {
+            w[r * l + j] = match (mean, v != 0) {
+                (true, true) => 1.0 / n,
+                (true, false) => 0.0,
+                (false, true) => 0.0,
+                (false, false) if any || j > 0 => -1e4,
+                (false, false) => 0.0,
+            };
+        }
+    }
+    let wt: Tensor<(usize, usize, usize), f32, Dev> =
+        dev.tensor_from_vec(w, (b, l)).broadcast_like::<_, Axis<2>>(&(b, l, d));
+    let x3 = x.reshape_like(&(b, l, d));
+    if mean {
+        (x3 * wt).sum::<(usize, usize), Axis<1>>()
+    } else {
+        (x3 + wt).max::<(usize, usize), Axis<1>>()
+    }
+}
+
+#[test]
+fn fused_pooling_matches_the_dfdx_ops_bit_for_bit() {
+    let dev = Dev::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    // Post- and pre-padded rows, a row without a real token, a full row; values with ties
+    // (ReLU-like zeros) so that the max's gradient is shared.
+    let (b, l, d) = (5, 7, 33);
+    let mask: Vec<u8> = (0..b)
+        .flat_map(|r| {
+            (0..l).map(move |t| match r {
+                0 => (t < 4) as u8,
+                1 => (t >= 2) as u8,
+                2 => 0,
+                _ => 1,
+            })
+        })
+        .collect();
+    for mean in [true, false] {
+        let xv: Vec<f32> = (0..b * l * d)
+            .map(|_| {
+                if rng.gen_bool(0.2) {
+                    0.0
+                } else {
+                    rng.gen_range(-3.0..3.0)
+                }
+            })
+            .collect();
+        let gv: Vec<f32> = (0..b * d).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let run = |fused: bool| {
+            let x: T2 = dev.tensor_from_vec(xv.clone(), (b * l, d));
+            let out = match (fused, mean) {
+                (true, true) => mean_pool(&dev, x.retaped::<Tp>(), &mask, b, l),
+                (true, false) => max_pool(&dev, x.retaped::<Tp>(), &mask, b, l),
+                (false, _) => dfdx_pool(&dev, x.retaped::<Tp>(), &mask, b, l, mean),
+            };
+            let ov = out.as_vec();
+            let g: T2 = dev.tensor_from_vec(gv.clone(), (b, d));
+            let grads = (out * g).sum::<Rank0, _>().backward();
+            (ov, grads.get(&x).as_vec())
+        };
+        let (fused, reference) = (run(true), run(false));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fused.0), bits(&reference.0), "pooled values (mean: {mean})");
+        assert_eq!(bits(&fused.1), bits(&reference.1), "gradients (mean: {mean})");
+    }
+}
