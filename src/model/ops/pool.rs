@@ -25,6 +25,23 @@ use crate::model::Dev;
 /// Rows below this many elements (`b·l·d`) run on one thread.
 const PARALLEL_MIN: usize = 1 << 16;
 
+/// Each `width`-wide chunk of `buf` with its index, on the pool's threads when the op is large
+/// (chunks are rows, and no sum crosses a row, so the split changes no bits).
+fn for_each_row(buf: &mut [f32], width: usize, parallel: bool, f: impl Fn((usize, &mut [f32])) + Sync + Send) {
+    if parallel {
+        buf.par_chunks_mut(width.max(1)).enumerate().for_each(f);
+    } else {
+        buf.chunks_mut(width.max(1)).enumerate().for_each(f);
+    }
+}
+
+/// The states' width, after checking that `x` is `b·l` rows and `mask` `b·l` long.
+fn width<T>(x: &Tensor<(usize, usize), f32, Dev, T>, mask: &[u8], b: usize, l: usize, op: &str) -> usize {
+    assert_eq!(x.shape().0, b * l, "{op}: states are not b·l rows");
+    assert_eq!(mask.len(), b * l, "{op}: mask is not b·l long");
+    x.shape().1
+}
+
 /// The mean of each row's real positions: `x` is `(b·l) × d`, row `r·l + t`; a row without a
 /// real position pools to zeros.
 pub fn mean_pool<T: Tape<f32, Dev> + Merge<T>>(
@@ -34,9 +51,8 @@ pub fn mean_pool<T: Tape<f32, Dev> + Merge<T>>(
     b: usize,
     l: usize,
 ) -> Tensor<(usize, usize), f32, Dev, T> {
-    let d = x.shape().1;
-    assert_eq!(x.shape().0, b * l, "mean_pool: states are not b·l rows");
-    assert_eq!(mask.len(), b * l, "mean_pool: mask is not b·l long");
+    let d = width(&x, mask, b, l, "mean_pool");
+    let par = b * l * d >= PARALLEL_MIN;
     let xv = values(&x);
     let weight: Vec<f32> = mask
         .chunks(l.max(1))
@@ -51,11 +67,7 @@ pub fn mean_pool<T: Tape<f32, Dev> + Merge<T>>(
             o.iter_mut().zip(xs).for_each(|(o, x)| *o += x * w);
         }
     };
-    if b * l * d >= PARALLEL_MIN {
-        out.par_chunks_mut(d.max(1)).enumerate().for_each(row);
-    } else {
-        out.chunks_mut(d.max(1)).enumerate().for_each(row);
-    }
+    for_each_row(&mut out, d, par, row);
     attach(dev, vec![x], out, (b, d), move |g: &[f32]| {
         let mut dx = vec![0.0f32; b * l * d];
         let row = |(r, dr): (usize, &mut [f32])| {
@@ -66,11 +78,7 @@ pub fn mean_pool<T: Tape<f32, Dev> + Merge<T>>(
                 }
             }
         };
-        if b * l * d >= PARALLEL_MIN {
-            dx.par_chunks_mut((l * d).max(1)).enumerate().for_each(row);
-        } else {
-            dx.chunks_mut((l * d).max(1)).enumerate().for_each(row);
-        }
+        for_each_row(&mut dx, l * d, par, row);
         vec![Some(dx)]
     })
 }
@@ -84,9 +92,8 @@ pub fn max_pool<T: Tape<f32, Dev> + Merge<T>>(
     b: usize,
     l: usize,
 ) -> Tensor<(usize, usize), f32, Dev, T> {
-    let d = x.shape().1;
-    assert_eq!(x.shape().0, b * l, "max_pool: states are not b·l rows");
-    assert_eq!(mask.len(), b * l, "max_pool: mask is not b·l long");
+    let d = width(&x, mask, b, l, "max_pool");
+    let par = b * l * d >= PARALLEL_MIN;
     // What each position adds before the max: padding never wins, except that a row with no
     // real position lets its first one count.
     let add: Vec<f32> = mask
@@ -109,11 +116,7 @@ pub fn max_pool<T: Tape<f32, Dev> + Merge<T>>(
             o.iter_mut().zip(vs).for_each(|(o, &x)| *o = o.max(x));
         }
     };
-    if b * l * d >= PARALLEL_MIN {
-        out.par_chunks_mut(d.max(1)).enumerate().for_each(row);
-    } else {
-        out.chunks_mut(d.max(1)).enumerate().for_each(row);
-    }
+    for_each_row(&mut out, d, par, row);
     let pooled = out.clone();
     attach(dev, vec![x], out, (b, d), move |g: &[f32]| {
         let mut dx = vec![0.0f32; b * l * d];
@@ -128,11 +131,7 @@ pub fn max_pool<T: Tape<f32, Dev> + Merge<T>>(
                 }
             }
         };
-        if b * l * d >= PARALLEL_MIN {
-            dx.par_chunks_mut((l * d).max(1)).enumerate().for_each(row);
-        } else {
-            dx.chunks_mut((l * d).max(1)).enumerate().for_each(row);
-        }
+        for_each_row(&mut dx, l * d, par, row);
         vec![Some(dx)]
     })
 }
