@@ -54,11 +54,13 @@ with open(sys.argv[3], "w", encoding="utf-8") as out:
                     out.write(" ".join(toks) + "\n")
 NAN = {}
 def ft(threads):
-    # fastText 0.9.3 (pip) stopped with "Encountered NaN" in most 5-epoch runs of this corpus
-    # on the 2026-12-07 machine (at lr 0.05 and at 0.025, quiet or verbose). Such a run is
-    # repeated, up to five times; the table says how many ended in NaN. Its progress lines
-    # (C++ writes to fd 2) go to /dev/null.
-    for attempt in range(5):
+    # fastText 0.9.3 (pip) on the 2026-12-07 machine stopped with "Encountered NaN" in 15 of
+    # 16 two-thread 5-epoch runs of this corpus (at lr 0.05 and 0.025, quiet or verbose), and
+    # in none on one thread. A run that ends in NaN is repeated, up to ATTEMPTS times (default
+    # 2); if every one does, the table has no two-thread figure and says so, and the ratio is
+    # taken against fastText's one-thread time halved — perfect two-thread scaling, the most
+    # its Hogwild could reach. Progress lines (C++ writes to fd 2) go to /dev/null.
+    for attempt in range(int(os.environ.get("ATTEMPTS", "2"))):
         saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(devnull, 2)
@@ -73,16 +75,23 @@ def ft(threads):
             os.dup2(saved, 2)
             os.close(devnull)
             os.close(saved)
-    sys.exit(f"fastText on {threads} thread(s) ended in NaN five times")
+    return None
 ft1, ft2 = ft(1), ft(2)
+if ft1 is None:
+    sys.exit("fastText ended in NaN on one thread every time")
 print(f"corpus: {words / 1e6:.2f} M tokens; 5 epochs, dim 128, window 5, 5 negatives, t 1e-4")
 print("| what | wall clock | held-out loss | fastText (same threads) / warmstart |\n|---|---|---|---|")
-print(f"| warmstart `pretrain` skipgram, 2 shards, `--jobs 2` | {j2:.1f} s | {l2} | **{ft2 / j2:.2f}×** |")
+ft2_used = ft2 if ft2 is not None else ft1 / 2
+against = "" if ft2 is not None else " (against fastText's 1-thread time / 2)"
+print(f"| warmstart `pretrain` skipgram, 2 shards, `--jobs 2` | {j2:.1f} s | {l2} | **{ft2_used / j2:.2f}×**{against} |")
 print(f"| warmstart, 2 shards, `--jobs 1` ({same} as `--jobs 2`) | {j1:.1f} s | {l1} | {ft1 / j1:.2f}× |")
 print(f"| warmstart, `shards: 1` (sequential word2vec), `--jobs 2` | {s1:.1f} s | {ls1} | |")
 nan = lambda t: f" ({NAN[t]} earlier run(s) ended in NaN)" if NAN.get(t) else ""
 print(f"| fastText skipgram, 1 thread{nan(1)} | {ft1:.1f} s | | |")
-print(f"| fastText skipgram, 2 threads (Hogwild, not reproducible){nan(2)} | {ft2:.1f} s | | |")
+if ft2 is not None:
+    print(f"| fastText skipgram, 2 threads (Hogwild, not reproducible){nan(2)} | {ft2:.1f} s | | |")
+else:
+    print(f"| fastText skipgram, 2 threads | every run ({NAN[2]}) ended in NaN | | |")
 if h1 != h2:
     sys.exit("vectors differ between --jobs 1 and --jobs 2")
 PY
